@@ -1,0 +1,1 @@
+"""File exporters and atomic file writing."""

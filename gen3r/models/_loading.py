@@ -1,0 +1,102 @@
+"""Strict, safe weight loading shared by every model in :mod:`gen3r.models`.
+
+Rules: weights come from safetensors (or ``torch.load(weights_only=True)`` for ``.pth``);
+a state dict is applied only when it matches the module exactly, otherwise one
+:class:`~gen3r.errors.CheckpointError` lists the missing, unexpected and shape-mismatched keys.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from gen3r.errors import CheckpointError
+
+logger = logging.getLogger(__name__)
+
+_MAX_LISTED = 8
+
+
+def _fmt(keys: Iterable[str]) -> str:
+    keys = sorted(keys)
+    head = ", ".join(keys[:_MAX_LISTED])
+    return head + (f", ... (+{len(keys) - _MAX_LISTED} more)" if len(keys) > _MAX_LISTED else "")
+
+
+def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read one weight file (``.safetensors``, or ``.pth``/``.bin`` with ``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weight file {path} does not exist; check the checkpoint path")
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        sd = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt or foreign file
+        raise CheckpointError(f"cannot read weights from {path} ({exc.__class__.__name__}: {exc}); "
+                              "re-download or re-convert the checkpoint") from exc
+    if isinstance(sd, Mapping) and "state_dict" in sd and isinstance(sd["state_dict"], Mapping):
+        sd = sd["state_dict"]
+    if not isinstance(sd, Mapping):
+        raise CheckpointError(f"{path} does not hold a state dict; re-download the checkpoint")
+    return dict(sd)
+
+
+def read_weights_dir(folder: str | Path, names: Iterable[str] = ()) -> dict[str, torch.Tensor]:
+    """Read the weights of one component folder.
+
+    ``names`` are tried in order; when none exists, every ``*.safetensors`` in the folder is
+    merged (sharded checkpoints), as the official loaders do.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"checkpoint component folder {folder} does not exist; "
+                              "point --checkpoint at the folder that holds it")
+    for name in names:
+        if (folder / name).is_file():
+            return read_weights(folder / name)
+    shards = sorted(folder.glob("*.safetensors"))
+    if not shards:
+        raise CheckpointError(f"no weights (*.safetensors) in {folder}; the checkpoint is incomplete")
+    merged: dict[str, torch.Tensor] = {}
+    for shard in shards:
+        merged.update(read_weights(shard))
+    return merged
+
+
+def check_state_dict(expected: Mapping[str, tuple[int, ...] | torch.Size],
+                     state_dict: Mapping[str, torch.Tensor], component: str) -> None:
+    """Raise :class:`CheckpointError` unless ``state_dict`` has exactly the expected keys/shapes."""
+    missing = set(expected) - set(state_dict)
+    unexpected = set(state_dict) - set(expected)
+    mismatched = [f"{k} {tuple(state_dict[k].shape)} != {tuple(expected[k])}"
+                  for k in sorted(set(expected) & set(state_dict))
+                  if tuple(state_dict[k].shape) != tuple(expected[k])]
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing [{_fmt(missing)}]")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected [{_fmt(unexpected)}]")
+        if mismatched:
+            parts.append(f"{len(mismatched)} shape-mismatched [{_fmt(mismatched)}]")
+        raise CheckpointError(f"{component}: weights do not match the model: " + "; ".join(parts)
+                              + "; use the matching checkpoint/architecture config")
+
+
+def load_strict(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], component: str,
+                assign: bool = False) -> None:
+    """Load ``state_dict`` into ``module`` after an exact key/shape check (persistent entries only)."""
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    check_state_dict(expected, state_dict, component)
+    module.load_state_dict(dict(state_dict), strict=True, assign=assign)
+
+
+def drop_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """Strip ``prefix`` from keys that carry it (official ``model.`` wrappers); others unchanged."""
+    n = len(prefix)
+    return {(k[n:] if k.startswith(prefix) else k): v for k, v in state_dict.items()}
