@@ -1,0 +1,227 @@
+"""Load a Gen3R checkpoint folder: the official layout or our converted layout.
+
+Official layout (``Gen3RPipeline.save_pretrained`` of the official code, spec §1): sub-folders
+``tokenizer, text_encoder, transformer, clip_image_encoder, scheduler, geo_adapter, wan_vae,
+vggt`` with original Wan / VideoX-Fun / VGGT key names. Sizes that its config files cannot
+express (tiny test checkpoints) come from an optional ``gen3r_arch.json`` in the folder
+(same format as the fixture's ``tiny_arch.json``) or the ``architecture=`` argument.
+
+Our layout (written by ``gen3r convert``): the same sub-folders, each with our own config and
+safetensors in our own key names, and ``model_index.json`` carrying ``"_gen3r_layout"``.
+Every component loads strictly: missing, unexpected or mismatched keys raise CheckpointError.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gen3r.errors import CheckpointError
+
+logger = logging.getLogger(__name__)
+
+COMPONENTS = ("tokenizer", "text_encoder", "clip_image_encoder", "transformer",
+              "wan_vae", "geo_adapter", "vggt", "scheduler")
+GEN3R_LAYOUT_KEY = "_gen3r_layout"
+GEN3R_LAYOUT_VERSION = 1
+
+
+def detect_layout(path: str | Path) -> str:
+    """Return ``"gen3r"`` for our converted layout, ``"official"`` for the official one."""
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint folder {path} does not exist; pass the folder that holds "
+                              "model_index.json and the component sub-folders")
+    index = path / "model_index.json"
+    if index.is_file():
+        try:
+            data = json.loads(index.read_text())
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"{index} is not valid JSON ({exc}); re-download the checkpoint") from exc
+        if GEN3R_LAYOUT_KEY in data:
+            return "gen3r"
+        return "official"
+    if all((path / name).is_dir() for name in ("transformer", "wan_vae", "geo_adapter", "vggt")):
+        return "official"
+    raise CheckpointError(f"{path} is not a Gen3R checkpoint (no model_index.json and no component "
+                          "folders); clone the official checkpoint or run `gen3r convert`")
+
+
+def read_architecture(path: str | Path, architecture: str | Path | dict | None) -> dict:
+    """Architecture overrides for an official-layout checkpoint (``None`` -> full size)."""
+    if isinstance(architecture, dict):
+        return architecture
+    if architecture is None:
+        candidate = Path(path) / "gen3r_arch.json"
+        if not candidate.is_file():
+            return {}
+        architecture = candidate
+    architecture = Path(architecture)
+    if not architecture.is_file():
+        raise CheckpointError(f"architecture file {architecture} does not exist; pass a JSON file "
+                              "in the format of tiny_arch.json or omit it for the full-size model")
+    try:
+        return json.loads(architecture.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"architecture file {architecture} is not valid JSON ({exc})") from exc
+
+
+def _require(path: Path, name: str) -> Path:
+    folder = path / name
+    if not folder.is_dir():
+        raise CheckpointError(f"checkpoint component '{name}' is missing: no folder {folder}; "
+                              "use a complete checkpoint (official clone or `gen3r convert` output)")
+    return folder
+
+
+def load_scheduler(folder: Path):
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    cfg = folder / "scheduler_config.json"
+    if not cfg.is_file():
+        raise CheckpointError(f"{cfg} is missing; the scheduler config is part of the checkpoint")
+    config = json.loads(cfg.read_text())
+    name = config.get("_class_name", "FlowMatchEulerDiscreteScheduler")
+    if name != "FlowMatchEulerDiscreteScheduler":
+        raise CheckpointError(f"scheduler {name} in {cfg} is not supported; Gen3R uses "
+                              "FlowMatchEulerDiscreteScheduler")
+    return FlowMatchEulerDiscreteScheduler.from_config(config)
+
+
+def load_official_components(path: str | Path, architecture: str | Path | dict | None = None,
+                             torch_dtype: torch.dtype | None = None) -> dict[str, Any]:
+    """Load every component of an official-layout checkpoint (strictly)."""
+    from gen3r.models.geo_adapter import GeometryAdapter
+    from gen3r.models.image_encoder import load_official_image_encoder
+    from gen3r.models.text_encoder import load_official_text_encoder, load_tokenizer
+    from gen3r.models.transformer import Gen3RTransformer3DModel
+    from gen3r.models.vggt import VGGT
+    from gen3r.models.wan_vae import load_official_wan_vae
+
+    path = Path(path)
+    arch = read_architecture(path, architecture)
+    folders = {name: _require(path, name) for name in COMPONENTS}
+    logger.info("loading official-layout checkpoint %s", path)
+    return {
+        "tokenizer": load_tokenizer(folders["tokenizer"]),
+        "text_encoder": load_official_text_encoder(folders["text_encoder"], torch_dtype=torch_dtype),
+        "clip_image_encoder": load_official_image_encoder(
+            folders["clip_image_encoder"], arch=arch.get("clip_image_encoder"), torch_dtype=torch_dtype),
+        "transformer": Gen3RTransformer3DModel.load_official(
+            folders["transformer"], arch=arch.get("transformer"), torch_dtype=torch_dtype),
+        "wan_vae": load_official_wan_vae(folders["wan_vae"], arch=arch.get("wan_vae"), torch_dtype=torch_dtype),
+        "geo_adapter": GeometryAdapter.load_official(
+            folders["geo_adapter"], arch=arch.get("geo_adapter"), torch_dtype=torch_dtype),
+        "vggt": VGGT.load_official(folders["vggt"], arch=arch.get("vggt"), torch_dtype=torch_dtype),
+        "scheduler": load_scheduler(folders["scheduler"]),
+    }
+
+
+def _load_diffusers_model(cls, folder: Path, torch_dtype: torch.dtype | None):
+    from gen3r.models._loading import load_strict, read_weights_dir
+
+    config = cls.load_config(str(folder))
+    with torch.device("meta"):
+        model = cls.from_config(config)
+    state = read_weights_dir(folder, ["diffusion_pytorch_model.safetensors"])
+    load_strict(model, state, f"{folder.name} ({cls.__name__})", assign=True)
+    _materialise_buffers(model)
+    model.eval()
+    return model.to(torch_dtype) if torch_dtype is not None else model
+
+
+def _materialise_buffers(model: torch.nn.Module) -> None:
+    """Non-persistent buffers (e.g. RoPE tables) built on meta are recomputed on CPU."""
+    if not any(b.is_meta for b in model.buffers()):
+        return
+    fresh = type(model).from_config(model.config)
+    fresh_buffers = dict(fresh.named_buffers())
+    for name, buf in list(model.named_buffers()):
+        if buf.is_meta:
+            module_name, _, attr = name.rpartition(".")
+            module = model.get_submodule(module_name) if module_name else model
+            module._buffers[attr] = fresh_buffers[name]
+
+
+def _load_transformers_model(cls, config_cls, folder: Path, torch_dtype: torch.dtype | None):
+    from gen3r.models._loading import load_strict, read_weights_dir
+
+    config = config_cls.from_pretrained(str(folder))
+    model = cls(config)
+    state = read_weights_dir(folder, ["model.safetensors"])
+    # transformers ties/aliases some weights (e.g. UMT5 shared <-> embed_tokens): accept either.
+    expected = model.state_dict()
+    for key in list(expected):
+        if key not in state:
+            alias = getattr(model, "_gen3r_aliases", {}).get(key)
+            if alias and alias in state:
+                state[key] = state[alias]
+    load_strict(model, state, f"{folder.name} ({cls.__name__})")
+    model.eval()
+    return model.to(torch_dtype) if torch_dtype is not None else model
+
+
+def load_gen3r_components(path: str | Path, torch_dtype: torch.dtype | None = None) -> dict[str, Any]:
+    """Load every component of our converted layout (strictly)."""
+    from diffusers import AutoencoderKLWan
+    from transformers import (AutoTokenizer, CLIPVisionConfig, CLIPVisionModel, UMT5Config,
+                              UMT5EncoderModel)
+
+    from gen3r.models.geo_adapter import GeometryAdapter
+    from gen3r.models.transformer import Gen3RTransformer3DModel
+    from gen3r.models.vggt import VGGT
+
+    path = Path(path)
+    folders = {name: _require(path, name) for name in COMPONENTS}
+    logger.info("loading gen3r-layout checkpoint %s", path)
+    return {
+        "tokenizer": AutoTokenizer.from_pretrained(str(folders["tokenizer"]), local_files_only=True),
+        "text_encoder": _load_transformers_model(UMT5EncoderModel, UMT5Config, folders["text_encoder"], torch_dtype),
+        "clip_image_encoder": _load_transformers_model(CLIPVisionModel, CLIPVisionConfig,
+                                                       folders["clip_image_encoder"], torch_dtype),
+        "transformer": _load_diffusers_model(Gen3RTransformer3DModel, folders["transformer"], torch_dtype),
+        "wan_vae": _load_diffusers_model(AutoencoderKLWan, folders["wan_vae"], torch_dtype),
+        "geo_adapter": _load_diffusers_model(GeometryAdapter, folders["geo_adapter"], torch_dtype),
+        "vggt": _load_diffusers_model(VGGT, folders["vggt"], torch_dtype),
+        "scheduler": load_scheduler(folders["scheduler"]),
+    }
+
+
+def save_gen3r_components(components: dict[str, Any], out: Path, dtype: torch.dtype | None = None) -> None:
+    """Write components in our layout into the (empty, temporary) folder ``out``."""
+    from safetensors.torch import save_file
+
+    index: dict[str, Any] = {"_class_name": "Gen3RPipeline", GEN3R_LAYOUT_KEY: GEN3R_LAYOUT_VERSION,
+                             "dtype": str(dtype).replace("torch.", "") if dtype else "float32"}
+    for name in COMPONENTS:
+        comp = components[name]
+        folder = out / name
+        folder.mkdir(parents=True)
+        index[name] = [type(comp).__module__, type(comp).__name__]
+        if name in ("tokenizer", "scheduler"):
+            comp.save_pretrained(str(folder))
+            continue
+        state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous()
+                 for k, v in comp.state_dict().items()}
+        if name in ("text_encoder", "clip_image_encoder"):
+            comp.config.save_pretrained(str(folder))
+            _save_untied(save_file, state, folder / "model.safetensors")
+        else:
+            comp.save_config(str(folder))
+            _save_untied(save_file, state, folder / "diffusion_pytorch_model.safetensors")
+    (out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
+
+
+def _save_untied(save_file, state: dict[str, torch.Tensor], path: Path) -> None:
+    """safetensors refuses shared storage: clone tensors that alias another entry."""
+    seen: set[int] = set()
+    out = {}
+    for key, value in state.items():
+        ptr = value.untyped_storage().data_ptr() if value.numel() else id(value)
+        out[key] = value.clone() if ptr in seen else value
+        seen.add(ptr)
+    save_file(out, str(path))

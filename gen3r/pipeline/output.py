@@ -1,0 +1,54 @@
+"""The result type of :class:`gen3r.pipeline.Gen3RPipeline`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Gen3ROutput:
+    """Generated video and geometry for a batch of B scenes with F frames of size H x W.
+
+    All 3D quantities are in the world frame of the generated first camera (VGGT's convention:
+    frame 0 camera = world), in VGGT's normalised scene units (no metric scale).
+
+    Attributes:
+        rgb: (B, F, H, W, 3) float32 in [0, 1], decoded appearance.
+        depth: (B, F, H, W) float32, z-depth along each camera's optical axis.
+        depth_conf: (B, F, H, W) float32 >= 1, depth-head confidence.
+        point_map: (B, F, H, W, 3) float32, world points from the point head.
+        point_conf: (B, F, H, W) float32, point-head confidence.
+        world_points: (B, F, H, W, 3) float64, ``depth`` unprojected with the generated cameras
+            (official integer pixel grid).
+        point_mask: (B, F, H, W) bool, official percentile validity mask of ``depth``.
+        extrinsics: (B, F, 3, 4) float32 OpenCV world-to-camera.
+        intrinsics: (B, F, 3, 3) float32 in pixels of the H x W output.
+        latents: (B, 16, f, H/8, 2W/8) final joint latent (appearance left, geometry right).
+        info: resolved settings of the call (task, cameras, sizes, seed-free summary).
+    """
+
+    rgb: torch.Tensor
+    depth: torch.Tensor
+    depth_conf: torch.Tensor
+    point_map: torch.Tensor
+    point_conf: torch.Tensor
+    world_points: np.ndarray
+    point_mask: np.ndarray
+    extrinsics: torch.Tensor
+    intrinsics: torch.Tensor
+    latents: torch.Tensor | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self.rgb.shape[2]), int(self.rgb.shape[3])
+
+    def cameras(self, index: int = 0):
+        """The generated cameras of batch element ``index`` as :class:`gen3r.cameras.Cameras`."""
+        from gen3r.cameras import Cameras
+
+        return Cameras(extrinsics=self.extrinsics[index].float(), intrinsics=self.intrinsics[index].float(),
+                       image_size=self.image_size)

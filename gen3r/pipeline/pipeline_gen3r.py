@@ -1,0 +1,408 @@
+"""Gen3RPipeline: joint generation of an RGB video and its 3D geometry.
+
+Flow of one call (spec §7.2; numbered as in ``__call__``):
+ 1. inputs: condition frames (B, Fc, 3, H, W) in [0, 1] -> task 1view / 2view / allview;
+ 2. cameras: preset (intrinsics + scene scale from VGGT on the condition frames), Cameras, file
+    or none -> poses relative to frame 0 -> Plücker rays (B, F, 6, H, W) -> packed (B, 24, f, H, 2W);
+ 3. text: UMT5 on prompt and negative prompt, trimmed, zero-padded to 512 tokens;
+ 4. latents: (B, 16, f, H/8, 2W/8) noise, appearance left / geometry right;
+ 5. condition: Wan-VAE posterior *sample* of the zero-padded control video (left half), zeros
+    (right half), plus 4 temporal mask channels -> (B, 20, f, H/8, 2W/8);
+ 6. CLIP context of condition frame 0;
+ 7. flow-matching Euler loop with classifier-free guidance, batch order [uncond, cond];
+ 8. decode: Wan VAE -> RGB; geometry adapter -> VGGT tokens -> camera/depth/point heads;
+    depth unprojected with the generated cameras.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers import DiffusionPipeline
+
+from gen3r.errors import Gen3RError
+from gen3r.pipeline.output import Gen3ROutput
+from gen3r.pipeline.preprocess import as_frames, check_size
+
+logger = logging.getLogger(__name__)
+
+TASKS = ("1view", "2view", "allview")
+NUM_SPECIAL_TOKENS = 5
+
+
+def condition_indices(task: str, num_frames: int) -> list[int]:
+    """Frame indices that hold condition images for ``task``."""
+    if task == "1view":
+        return [0]
+    if task == "2view":
+        return [0, num_frames - 1]
+    return list(range(num_frames))
+
+
+def build_condition_mask(task: str, batch: int, num_frames: int, latent_h: int, latent_w: int,
+                         device=None, dtype=torch.float32) -> torch.Tensor:
+    """Temporal condition mask (B, 4, f, h, 2w): 1 on the appearance half of condition frames.
+
+    Pixel-frame mask -> frame 0 repeated 4x (F+3 frames) -> groups of 4 consecutive frames moved
+    to channels (spec §4). The geometry half is always 0.
+    """
+    mask = torch.zeros(batch, num_frames, latent_h, 2 * latent_w, device=device, dtype=dtype)
+    mask[:, condition_indices(task, num_frames), :, :latent_w] = 1
+    mask = torch.cat([mask[:, :1].repeat(1, 3, 1, 1), mask], dim=1)
+    f = (num_frames + 3) // 4
+    return mask.view(batch, f, 4, latent_h, 2 * latent_w).transpose(1, 2).contiguous()
+
+
+class Gen3RPipeline(DiffusionPipeline):
+    """Gen3R: 1 image, 2 images or a video -> RGB video + depth, cameras and point cloud.
+
+    Components (named like the official checkpoint folders): ``tokenizer`` (UMT5 tokenizer),
+    ``text_encoder`` (transformers UMT5EncoderModel), ``clip_image_encoder`` (transformers
+    CLIPVisionModel), ``transformer`` (:class:`gen3r.models.transformer.Gen3RTransformer3DModel`),
+    ``wan_vae`` (diffusers AutoencoderKLWan), ``geo_adapter``
+    (:class:`gen3r.models.geo_adapter.GeometryAdapter`), ``vggt`` (:class:`gen3r.models.vggt.VGGT`),
+    ``scheduler`` (FlowMatchEulerDiscreteScheduler).
+
+    Example::
+
+        pipe = Gen3RPipeline.from_pretrained("checkpoints/Gen3R", torch_dtype=torch.bfloat16).to("cuda")
+        out = pipe(["room.png"], cameras="zoom_in", prompt="a cosy living room")
+        out.rgb.shape  # (1, 49, 560, 560, 3)
+    """
+
+    model_cpu_offload_seq = "text_encoder->clip_image_encoder->vggt->transformer->geo_adapter->wan_vae"
+
+    def __init__(self, tokenizer, text_encoder, clip_image_encoder, transformer, wan_vae, geo_adapter,
+                 vggt, scheduler):
+        super().__init__()
+        self.register_modules(tokenizer=tokenizer, text_encoder=text_encoder,
+                              clip_image_encoder=clip_image_encoder, transformer=transformer,
+                              wan_vae=wan_vae, geo_adapter=geo_adapter, vggt=vggt, scheduler=scheduler)
+        self.text_encoder_device: torch.device | None = None
+
+    # ------------------------------------------------------------------ loading / saving
+    @classmethod
+    def from_pretrained(cls, path: str | Path, torch_dtype: torch.dtype | None = None,
+                        architecture: str | Path | dict | None = None, **_: Any) -> Gen3RPipeline:
+        """Load a local checkpoint folder in the official layout (auto-detected) or ours.
+
+        ``architecture``: for official-layout checkpoints whose sizes the official config files
+        cannot express (tiny test models): a dict or JSON file like the fixture's
+        ``tiny_arch.json``; a ``gen3r_arch.json`` inside the folder is used when present.
+        Loading is strict: any missing/unexpected/mismatched key raises CheckpointError.
+        """
+        from gen3r.pipeline.loading import detect_layout, load_gen3r_components, load_official_components
+
+        layout = detect_layout(path)
+        if layout == "official":
+            components = load_official_components(path, architecture, torch_dtype)
+        else:
+            components = load_gen3r_components(path, torch_dtype)
+        pipe = cls(**components)
+        pipe.checkpoint_path = str(path)
+        pipe.checkpoint_layout = layout
+        return pipe
+
+    def save_converted(self, out: str | Path, dtype: torch.dtype | None = None, overwrite: bool = False) -> None:
+        """Write all components in our layout (config + safetensors per component, index), atomically."""
+        from gen3r.io.atomic import atomic_dir
+        from gen3r.pipeline.loading import save_gen3r_components
+
+        with atomic_dir(out, overwrite=overwrite) as tmp:
+            save_gen3r_components(self.components, tmp, dtype)
+
+    # ------------------------------------------------------------------ memory options
+    def keep_text_encoder_on_cpu(self, enabled: bool = True) -> None:
+        """Run UMT5 on the CPU (saves ~11 GB of accelerator memory in bf16 at full size)."""
+        self.text_encoder_device = torch.device("cpu") if enabled else None
+        if enabled:
+            self.text_encoder.to("cpu")
+
+    def enable_offload(self, onload_device: str | torch.device, offload_type: str = "block_level",
+                       num_blocks_per_group: int = 1) -> None:
+        """diffusers group offloading for the big modules (weights live on CPU, run on the device)."""
+        from diffusers.hooks import apply_group_offloading
+
+        kwargs: dict[str, Any] = {"onload_device": torch.device(onload_device),
+                                  "offload_device": torch.device("cpu"), "offload_type": offload_type}
+        if offload_type == "block_level":
+            kwargs["num_blocks_per_group"] = num_blocks_per_group
+        for name in ("transformer", "text_encoder", "clip_image_encoder", "vggt", "geo_adapter", "wan_vae"):
+            module = getattr(self, name)
+            apply_group_offloading(module, **kwargs)
+        self._offload_device = torch.device(onload_device)
+
+    def enable_vae_tiling(self) -> None:
+        """Tiled Wan-VAE encode/decode (lower memory; not bit-identical to untiled)."""
+        self.wan_vae.enable_tiling()
+
+    @property
+    def _exec_device(self) -> torch.device:
+        return getattr(self, "_offload_device", None) or self._execution_device
+
+    # ------------------------------------------------------------------ building blocks
+    def encode_prompt(self, prompts: Sequence[str], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """UMT5 embeddings (B, 512, D), trimmed to the true lengths then zero-padded (spec §6)."""
+        from gen3r.models.text_encoder import encode_prompt, pad_prompt_embeds
+
+        run_device = self.text_encoder_device or device
+        embeds = encode_prompt(self.tokenizer, self.text_encoder, list(prompts), device=run_device)
+        return pad_prompt_embeds(embeds, 512).to(device=device, dtype=dtype)
+
+    def encode_clip(self, frame0: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """CLIP context (B, 257, D) of condition frame 0 (B, 3, H, W) in [0, 1]."""
+        from gen3r.models.image_encoder import encode_image
+
+        return encode_image(self.clip_image_encoder, frame0).to(dtype)
+
+    @torch.no_grad()
+    def estimate_camera_setup(self, frames: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """VGGT on condition frames (B, Fc, 3, H, W): intrinsics of frame 0 (B, 3, 3) px, scene scale.
+
+        scene_scale = 0.8 x median of all predicted depths (torch.median, i.e. the lower middle
+        value), in VGGT's normalised units (spec §5.4).
+        """
+        from gen3r.cameras import pose_encoding_to_extri_intri
+
+        height, width = frames.shape[-2:]
+        vggt_dtype = next(self.vggt.parameters()).dtype
+        tokens, start = self.vggt.aggregate(frames.to(vggt_dtype))
+        pose = self.vggt.predict_cameras(tokens)[-1]
+        _, intrinsics = pose_encoding_to_extri_intri(pose.float(), (height, width))
+        depth, _ = self.vggt.predict_depth(tokens, (height, width), patch_start_idx=start)
+        scene_scale = 0.8 * torch.median(depth.float()).item()
+        return intrinsics[:, 0], scene_scale
+
+    def resolve_cameras(self, cameras, task: str, frames: torch.Tensor, num_frames: int,
+                        height: int, width: int) -> tuple[torch.Tensor | None, dict]:
+        """Plücker maps (B, F, 6, H, W) for the DiT, or None (all-zero input) for free/allview."""
+        from gen3r.cameras import TRAJECTORY_PRESETS, Cameras, load_cameras, make_trajectory
+
+        batch = frames.shape[0]
+        info: dict[str, Any] = {"cameras": "free" if cameras is None else None}
+        if task == "allview" or cameras is None or (isinstance(cameras, str) and cameras == "free"):
+            info["cameras"] = "free" if task != "allview" else "ignored (allview)"
+            return None, info
+        if isinstance(cameras, str) and cameras in TRAJECTORY_PRESETS:
+            intrinsics, scene_scale = self.estimate_camera_setup(frames)
+            per_batch = [make_trajectory(cameras, num_frames, intrinsics[b].float().cpu(), scene_scale=scene_scale,
+                                         image_size=(height, width)) for b in range(batch)]
+            info.update(cameras=cameras, scene_scale=scene_scale)
+        else:
+            if isinstance(cameras, (str, Path)):
+                if not Path(cameras).exists():
+                    raise Gen3RError(f"unknown camera preset or missing camera file {cameras!r}; use one of "
+                                     f"{', '.join(TRAJECTORY_PRESETS)} or a camera file path")
+                info["cameras"] = str(cameras)
+                cameras = load_cameras(cameras, image_size=(height, width))
+            if not isinstance(cameras, Cameras):
+                raise Gen3RError(f"cameras must be None, a preset name, a Cameras or a file path, "
+                                 f"got {type(cameras).__name__}")
+            if len(cameras) != num_frames:
+                raise Gen3RError(f"the camera path has {len(cameras)} frames but num_frames is {num_frames}; "
+                                 "give one camera per generated frame")
+            if tuple(cameras.image_size) != (height, width):
+                cameras = cameras.resize_and_center_crop(tuple(cameras.image_size), (height, width))
+            info.setdefault("cameras", info.get("cameras") or "user")
+            per_batch = [cameras] * batch
+        plucker = torch.stack([c.relative_to_first().plucker(height, width) for c in per_batch])
+        return plucker.float(), info
+
+    def prepare_condition(self, frames: torch.Tensor, task: str, num_frames: int,
+                          generator: torch.Generator | None) -> torch.Tensor:
+        """DiT condition ``y`` (B, 20, f, H/8, 2W/8): [VAE sample | zeros] + 4 mask channels."""
+        from gen3r.models.wan_vae import encode_video, sample_posterior
+
+        batch, _, _, height, width = frames.shape
+        control = torch.zeros(batch, num_frames, 3, height, width, dtype=frames.dtype, device=frames.device)
+        control[:, condition_indices(task, num_frames)] = frames
+        vae_dtype = next(self.wan_vae.parameters()).dtype
+        mean, logvar = encode_video(self.wan_vae, control.to(vae_dtype))
+        noise = torch.randn(mean.shape, generator=generator, dtype=torch.float32).to(mean.device)
+        appearance = sample_posterior(mean.float(), logvar.float(), noise)
+        latent = torch.cat([appearance, torch.zeros_like(appearance)], dim=-1)
+        mask = build_condition_mask(task, batch, num_frames, height // 8, width // 8,
+                                    device=latent.device, dtype=latent.dtype)
+        return torch.cat([latent, mask], dim=1)
+
+    @torch.no_grad()
+    def decode_geometry(self, geometry_latents: torch.Tensor, height: int, width: int) -> dict[str, Any]:
+        """Geometry latents (B, 16, f, H/8, W/8) -> cameras, depth and points via adapter + VGGT heads.
+
+        Returns a dict with ``extrinsics`` (B, F, 3, 4) OpenCV w2c, ``intrinsics`` (B, F, 3, 3) px,
+        ``depth``/``depth_conf`` (B, F, H, W), ``point_map`` (B, F, H, W, 3) / ``point_conf``,
+        ``world_points`` (B, F, H, W, 3) float64 numpy and ``point_mask`` (B, F, H, W) bool numpy,
+        all in the first generated camera's frame (VGGT normalised units).
+        """
+        from gen3r.cameras import pose_encoding_to_extri_intri
+        from gen3r.geometry import unproject_depth
+        from gen3r.models.vggt import adapter_output_to_tokens
+
+        adapter_dtype = next(self.geo_adapter.parameters()).dtype
+        tokens = self.geo_adapter.decode(geometry_latents.to(adapter_dtype))
+        vggt_dtype = next(self.vggt.parameters()).dtype
+        token_list = adapter_output_to_tokens(tokens.to(vggt_dtype), num_special_tokens=NUM_SPECIAL_TOKENS)
+        pose = self.vggt.predict_cameras(token_list)[-1].float()
+        extrinsics, intrinsics = pose_encoding_to_extri_intri(pose, (height, width))
+        point_map, point_conf = self.vggt.predict_points(token_list, (height, width),
+                                                         patch_start_idx=NUM_SPECIAL_TOKENS)
+        depth, depth_conf = self.vggt.predict_depth(token_list, (height, width),
+                                                    patch_start_idx=NUM_SPECIAL_TOKENS)
+        depth = depth.float().squeeze(-1)
+        world_points, point_mask = unproject_depth(depth.cpu(), extrinsics.cpu(), intrinsics.cpu(),
+                                                   return_mask=True, min_max_depth_mask=True)
+        return {"extrinsics": extrinsics, "intrinsics": intrinsics, "depth": depth,
+                "depth_conf": depth_conf.float(), "point_map": point_map.float(),
+                "point_conf": point_conf.float(), "world_points": np.asarray(world_points),
+                "point_mask": np.asarray(point_mask, dtype=bool)}
+
+    @torch.no_grad()
+    def encode_geometry(self, frames: torch.Tensor):
+        """VGGT tokens of frames (B, F, 3, H, W) in [0, 1] (F = 4k+1) -> adapter posterior.
+
+        Returns the posterior object of :meth:`GeometryAdapter.encode` (``.mean`` normalised,
+        ``.logvar``); ``decode_geometry(posterior.mean, H, W)`` is the "VAE only" reconstruction.
+        """
+        from gen3r.models.vggt import tokens_to_adapter_input
+
+        height, width = frames.shape[-2:]
+        check_size(frames.shape[1], height, width)
+        vggt_dtype = next(self.vggt.parameters()).dtype
+        tokens, start = self.vggt.aggregate(frames.to(self._exec_device, vggt_dtype))
+        x = tokens_to_adapter_input(tokens, start, (height // 14, width // 14))
+        adapter_dtype = next(self.geo_adapter.parameters()).dtype
+        return self.geo_adapter.encode(x.to(adapter_dtype))
+
+    # ------------------------------------------------------------------ main call
+    @torch.no_grad()
+    def __call__(self, images, task: str | None = None, cameras=None, prompt: str | Sequence[str] = "",
+                 negative_prompt: str | Sequence[str] = "bad detailed", num_frames: int = 49,
+                 height: int = 560, width: int = 560, num_inference_steps: int = 50,
+                 guidance_scale: float = 5.0, generator: torch.Generator | None = None,
+                 latents: torch.Tensor | None = None,
+                 callback_on_step_end: Callable[[Gen3RPipeline, int, torch.Tensor, dict], dict | None] | None = None,
+                 output_type: str = "pt") -> Gen3ROutput:
+        """Generate an RGB video and its geometry.
+
+        Args:
+            images: condition frames, tensor (B, Fc, 3, H, W) / (Fc, 3, H, W) in [0, 1], or a list of
+                paths / PIL images; other sizes are resized (short side, bilinear + antialias) and
+                centre-cropped like the official code.
+            task: "1view" | "2view" | "allview"; inferred from Fc when None (1, 2, otherwise allview).
+            cameras: None / "free" (no camera control), a preset name (see
+                :data:`gen3r.cameras.TRAJECTORY_PRESETS`), a :class:`gen3r.cameras.Cameras` or a camera
+                file path (any supported format). Ignored for allview (as in the official code).
+            prompt, negative_prompt: text (one or one per batch element).
+            num_frames: F = 4k+1. height, width: multiples of 112.
+            generator: CPU torch.Generator; draws are [initial noise if ``latents`` is None, then
+                the condition VAE posterior noise].
+            latents: initial joint latent (B, 16, (F-1)/4+1, H/8, 2W/8), appearance left.
+            callback_on_step_end: called as ``fn(pipe, step, t, {"latents": latents})``; may return
+                a dict with a replacement ``latents``.
+        """
+        check_size(num_frames, height, width)
+        if guidance_scale <= 0 or not np.isfinite(guidance_scale):
+            raise Gen3RError(f"guidance_scale must be a positive number, got {guidance_scale}")
+        if num_inference_steps < 1:
+            raise Gen3RError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
+        device = self._exec_device
+        dit_dtype = next(self.transformer.parameters()).dtype
+
+        # 1. inputs and task
+        frames = as_frames(images, height, width)
+        batch, num_cond = frames.shape[:2]
+        task = task or ("1view" if num_cond == 1 else "2view" if num_cond == 2 else "allview")
+        if task not in TASKS:
+            raise Gen3RError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
+        expected = {"1view": 1, "2view": 2, "allview": num_frames}[task]
+        if num_cond != expected:
+            raise Gen3RError(f"task {task} needs {expected} condition image(s), got {num_cond}; "
+                             + ("pass the first and the last frame" if task == "2view" else
+                                f"pass exactly {num_frames} video frames or change --frames"))
+        frames = frames.to(device)
+
+        # 2. cameras -> packed Plücker rays
+        plucker, cam_info = self.resolve_cameras(cameras, task, frames, num_frames, height, width)
+        camera_input = self._pack_cameras(plucker, batch, num_frames, height, width, device, dit_dtype)
+
+        # 3. text
+        prompts = [prompt] * batch if isinstance(prompt, str) else list(prompt)
+        negatives = [negative_prompt] * batch if isinstance(negative_prompt, str) else list(negative_prompt)
+        if len(prompts) != batch or len(negatives) != batch:
+            raise Gen3RError(f"got {len(prompts)} prompts / {len(negatives)} negative prompts for a batch of "
+                             f"{batch}; pass one string or one per batch element")
+        do_cfg = guidance_scale > 1.0
+        context = self.encode_prompt(prompts, device, dit_dtype)
+        if do_cfg:
+            context = torch.cat([self.encode_prompt(negatives, device, dit_dtype), context])
+
+        # 4. latents
+        f, lh, lw = (num_frames - 1) // 4 + 1, height // 8, width // 8
+        shape = (batch, 16, f, lh, 2 * lw)
+        if latents is None:
+            latents = torch.randn(shape, generator=generator, dtype=torch.float32)
+        elif tuple(latents.shape) != shape:
+            raise Gen3RError(f"latents must have shape {shape} for F={num_frames}, H={height}, W={width}, "
+                             f"got {tuple(latents.shape)}")
+        latents = latents.to(device=device, dtype=torch.float32)
+
+        # 5. condition latents and masks
+        y = self.prepare_condition(frames, task, num_frames, generator).to(device)
+
+        # 6. CLIP context of frame 0
+        clip_context = self.encode_clip(frames[:, 0], dit_dtype).to(device)
+
+        # 7. denoising loop
+        self.scheduler.set_timesteps(num_inference_steps, device=device, mu=1)
+        timesteps = self.scheduler.timesteps
+        repeat = 2 if do_cfg else 1
+        y_in = torch.cat([y] * repeat).to(dit_dtype)
+        clip_in = torch.cat([clip_context] * repeat)
+        cam_in = torch.cat([camera_input] * repeat) if camera_input is not None else None
+        with self.progress_bar(total=len(timesteps)) as bar:
+            for i, t in enumerate(timesteps):
+                x = torch.cat([latents] * repeat).to(dit_dtype)
+                t_in = t.expand(x.shape[0]).to(torch.float32)
+                velocity = self.transformer(hidden_states=torch.cat([x, y_in], dim=1), timestep=t_in,
+                                            encoder_hidden_states=context, encoder_hidden_states_image=clip_in,
+                                            camera=cam_in, return_dict=False)[0].float()
+                if do_cfg:
+                    uncond, cond = velocity.chunk(2)
+                    velocity = uncond + guidance_scale * (cond - uncond)
+                latents = self.scheduler.step(velocity, t, latents, return_dict=False)[0]
+                if callback_on_step_end is not None:
+                    result = callback_on_step_end(self, i, t, {"latents": latents})
+                    if result and "latents" in result:
+                        latents = result["latents"]
+                bar.update()
+
+        # 8. decode appearance and geometry
+        from gen3r.models.wan_vae import decode_latents
+
+        appearance, geometry = latents.chunk(2, dim=-1)
+        vae_dtype = next(self.wan_vae.parameters()).dtype
+        rgb = decode_latents(self.wan_vae, appearance.to(vae_dtype)).float()  # (B, F, 3, H, W)
+        geo = self.decode_geometry(geometry, height, width)
+        info = {"task": task, "num_frames": num_frames, "height": height, "width": width,
+                "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale, **cam_info}
+        return Gen3ROutput(rgb=rgb.permute(0, 1, 3, 4, 2).contiguous().cpu(), depth=geo["depth"].cpu(),
+                           depth_conf=geo["depth_conf"].cpu(), point_map=geo["point_map"].cpu(),
+                           point_conf=geo["point_conf"].cpu(), world_points=geo["world_points"],
+                           point_mask=geo["point_mask"], extrinsics=geo["extrinsics"].cpu(),
+                           intrinsics=geo["intrinsics"].cpu(), latents=latents.cpu(), info=info)
+
+    def _pack_cameras(self, plucker: torch.Tensor | None, batch: int, num_frames: int, height: int,
+                      width: int, device, dtype) -> torch.Tensor | None:
+        """(B, F, 6, H, W) Plücker -> (B, 24, f, H, 2W) DiT camera input; zeros when None."""
+        from gen3r.cameras import pack_plucker_for_dit
+
+        if not getattr(self.transformer.config, "camera_in_channels", 0):
+            return None
+        if plucker is None:
+            plucker = torch.zeros(batch, num_frames, 6, height, width)
+        return pack_plucker_for_dit(plucker).to(device=device, dtype=dtype)
