@@ -148,3 +148,22 @@ def check_size(num_frames: int, height: int, width: int) -> None:
         if v <= 0 or v % 112:
             near = max(112, 112 * math.floor(v / 112 + 0.5))
             raise Gen3RError(f"{name} must be a multiple of 112 (e.g. {near} or 560), got {v}")
+
+
+def validate_camera_source(camera: str | Path | None, num_frames: int, image_size: tuple[int, int]) -> None:
+    """Check a CLI ``--camera`` value before any model is loaded.
+
+    Presets must be known names; files must parse, be finite and hold exactly ``num_frames`` cameras.
+    """
+    from gen3r.cameras import TRAJECTORY_PRESETS, load_cameras
+
+    if camera is None or camera == "free" or camera in TRAJECTORY_PRESETS:
+        return
+    path = Path(camera)
+    if not path.exists():
+        raise Gen3RError(f"unknown camera preset or missing camera file {str(camera)!r}; use one of "
+                         f"{', '.join(TRAJECTORY_PRESETS)} or an existing camera file")
+    cams = load_cameras(path, image_size=image_size)
+    if len(cams) != num_frames:
+        raise Gen3RError(f"camera file {path} has {len(cams)} cameras but --frames is {num_frames}; "
+                         "give one camera per generated frame")

@@ -1,0 +1,158 @@
+"""``gen3r generate`` and ``gen3r reconstruct``: run the pipeline and export every output file."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from gen3r.cli._common import positive_float, positive_int
+
+logger = logging.getLogger(__name__)
+
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, type=Path,
+                   help="checkpoint folder (official layout or `gen3r convert` output)")
+    p.add_argument("--architecture", type=Path, default=None,
+                   help="JSON with sizes the official configs cannot express (tiny test checkpoints)")
+    p.add_argument("--out", required=True, type=Path, help="output folder (written atomically)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
+    p.add_argument("--frames", type=positive_int, default=49, help="frames F = 4k+1 (default 49)")
+    p.add_argument("--height", type=positive_int, default=560, help="multiple of 112 (default 560)")
+    p.add_argument("--width", type=positive_int, default=560, help="multiple of 112 (default 560)")
+    p.add_argument("--steps", type=positive_int, default=50, help="denoising steps (default 50)")
+    p.add_argument("--guidance", type=positive_float, default=5.0, help="CFG scale (default 5)")
+    p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    p.add_argument("--prompt", default="", help="text prompt (or @file.txt: first line)")
+    p.add_argument("--negative-prompt", default="bad detailed", help="negative prompt (default 'bad detailed')")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="weights/compute dtype")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--offload", action="store_true",
+                   help="group offloading: weights on CPU, blocks moved to the device when used")
+    p.add_argument("--text-encoder-cpu", action="store_true", help="run the 5.7B UMT5 on the CPU")
+    p.add_argument("--vae-tiling", action="store_true", help="tiled Wan-VAE decode (less memory)")
+    p.add_argument("--remove-far-points", action="store_true",
+                   help="drop points beyond the 80th z percentile before writing points.ply")
+    p.add_argument("--fps", type=positive_int, default=12, help="frame rate of the mp4 files")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    gen = sub.add_parser("generate", help="1 or 2 images (+ camera path) -> video + 3D geometry",
+                         description="Generate an RGB video and its geometry from 1 image (1view) or the "
+                                     "first and last frame (2view), optionally along a camera path.")
+    gen.add_argument("image", type=Path, help="first frame")
+    gen.add_argument("last_image", type=Path, nargs="?", default=None, help="last frame (2view)")
+    gen.add_argument("--camera", default="free",
+                     help="preset name (zoom_in, orbit_left, ...; see `gen3r cameras`) or camera file "
+                          "(cameras.json, RealEstate10K .txt, transforms.json, COLMAP folder)")
+    _add_model_args(gen)
+    gen.set_defaults(func=run_generate)
+
+    rec = sub.add_parser("reconstruct", help="video or frame folder -> 3D geometry (allview)",
+                         description="Reconstruct depth, cameras and a point cloud from a video. Videos "
+                                     "longer than --frames are processed in overlapping windows aligned "
+                                     "with Umeyama sim(3) on the shared frames.")
+    rec.add_argument("video", type=Path, help="video file or folder of frames (sorted by name)")
+    rec.add_argument("--overlap", type=positive_int, default=8, help="frames shared by consecutive windows")
+    rec.add_argument("--max-frames", type=positive_int, default=None, help="use at most this many frames")
+    rec.add_argument("--mode", choices=("generate", "vae"), default="generate",
+                     help="generate: the DiT allview task; vae: VGGT -> adapter -> decode only (fast)")
+    _add_model_args(rec)
+    rec.set_defaults(func=run_reconstruct)
+
+
+def _read_prompt(text: str) -> str:
+    from gen3r.errors import Gen3RError
+
+    if text.startswith("@"):
+        path = Path(text[1:])
+        if not path.is_file():
+            raise Gen3RError(f"prompt file {path} does not exist; pass --prompt TEXT or @existing_file.txt")
+        lines = path.read_text().splitlines()
+        return lines[0].strip() if lines else ""
+    return text
+
+
+def _validate_early(args: argparse.Namespace) -> None:
+    """Fail before loading models (which takes minutes at full size)."""
+    from gen3r.errors import Gen3RError
+    from gen3r.pipeline.loading import detect_layout
+    from gen3r.pipeline.preprocess import check_size
+
+    check_size(args.frames, args.height, args.width)
+    detect_layout(args.checkpoint)
+    if args.out.exists() and any(args.out.iterdir()) and not args.overwrite:
+        raise Gen3RError(f"output folder {args.out} exists and is not empty; choose another --out or pass --overwrite")
+
+
+def load_pipeline(args: argparse.Namespace):
+    import torch
+
+    from gen3r.pipeline import Gen3RPipeline
+
+    dtype = getattr(torch, DTYPES[args.dtype])
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    pipe = Gen3RPipeline.from_pretrained(args.checkpoint, torch_dtype=dtype, architecture=args.architecture)
+    if args.offload:
+        pipe.enable_offload(device)
+    else:
+        pipe.to(device)
+    if args.text_encoder_cpu:
+        pipe.keep_text_encoder_on_cpu()
+    if args.vae_tiling:
+        pipe.enable_vae_tiling()
+    return pipe
+
+
+def _settings(args: argparse.Namespace, **extra) -> dict:
+    out = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}
+    out.update(extra)
+    return out
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    import torch
+
+    from gen3r.io.results import export_output
+    from gen3r.pipeline.preprocess import read_image, validate_camera_source
+
+    _validate_early(args)
+    images = [read_image(args.image)] + ([read_image(args.last_image)] if args.last_image else [])
+    validate_camera_source(args.camera, num_frames=args.frames, image_size=(args.height, args.width))
+    prompt = _read_prompt(args.prompt)
+    pipe = load_pipeline(args)
+    generator = torch.Generator().manual_seed(args.seed)
+    output = pipe(images, cameras=None if args.camera == "free" else args.camera, prompt=prompt,
+                  negative_prompt=args.negative_prompt, num_frames=args.frames, height=args.height,
+                  width=args.width, num_inference_steps=args.steps, guidance_scale=args.guidance,
+                  generator=generator)
+    export_output(output, args.out, settings=_settings(args, prompt=prompt), fps=args.fps,
+                  remove_far_points=args.remove_far_points, overwrite=args.overwrite)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def run_reconstruct(args: argparse.Namespace) -> int:
+    import torch
+
+    from gen3r.io.results import export_scene
+    from gen3r.pipeline.preprocess import read_frames, resize_and_center_crop
+    from gen3r.pipeline.reconstruct import reconstruct_video
+
+    _validate_early(args)
+    frames = read_frames(args.video, max_frames=args.max_frames)
+    frames = resize_and_center_crop(frames, args.height, args.width)
+    pipe = load_pipeline(args)
+    result = reconstruct_video(pipe, frames, window=args.frames, overlap=args.overlap, mode=args.mode,
+                               prompt=_read_prompt(args.prompt), negative_prompt=args.negative_prompt,
+                               num_inference_steps=args.steps, guidance_scale=args.guidance,
+                               generator=torch.Generator().manual_seed(args.seed))
+    export_scene(args.out, rgb=result.rgb, depth=result.depth, world_points=result.world_points,
+                 cameras=result.cameras, depth_conf=result.depth_conf, point_mask=result.point_mask,
+                 settings=_settings(args, windows=result.windows), fps=args.fps,
+                 remove_far_points=args.remove_far_points, overwrite=args.overwrite)
+    print(f"wrote {args.out}")
+    return 0
