@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     scene = render_scene(args.seed, args.frames, args.height, args.width, kind=args.kind)
     export_scene(args.out, rgb=scene.rgb, depth=scene.depth, world_points=scene.world_points,
-                 cameras=scene.cameras, point_mask=scene.valid, overwrite=args.overwrite,
+                 cameras=scene.cameras, point_mask=scene.valid, ply_mask=scene.valid, overwrite=args.overwrite,
                  settings={"source": "procedural", "seed": args.seed, "caption": scene.caption,
                            "frames": args.frames, "height": args.height, "width": args.width, "kind": args.kind})
     print(f"wrote {args.out} ({scene.caption})")

@@ -42,14 +42,19 @@ def library_versions() -> dict[str, str]:
 
 
 def point_cloud_from_output(world_points: np.ndarray, rgb: np.ndarray, remove_far_points: bool = False,
-                            voxel_size: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Official PLY post-processing of one scene: all unprojected pixels (mask NOT applied, as in
-    the official code), colours from the decoded RGB, then :func:`gen3r.geometry.filter_point_cloud`
-    (voxel 0.005, or 0.003 with far-point removal)."""
+                            voxel_size: float | None = None,
+                            keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Official PLY post-processing of one scene: all unprojected pixels (by default the validity
+    mask is NOT applied, as in the official code; ``keep`` (F, H, W) bool restricts the pixels),
+    colours from the RGB, then :func:`gen3r.geometry.filter_point_cloud` (voxel 0.005, or 0.003 with
+    far-point removal)."""
     from gen3r.geometry import filter_point_cloud
 
     points = np.asarray(world_points, dtype=np.float32).reshape(-1, 3)
     colors = np.clip(np.asarray(rgb, dtype=np.float32).reshape(-1, 3), 0, 1)
+    if keep is not None:
+        keep = np.asarray(keep, dtype=bool).reshape(-1)
+        points, colors = points[keep], colors[keep]
     if voxel_size is None:
         voxel_size = 0.003 if remove_far_points else 0.005
     return filter_point_cloud(points, colors, voxel_size=voxel_size, remove_far_points=remove_far_points)
@@ -58,12 +63,15 @@ def point_cloud_from_output(world_points: np.ndarray, rgb: np.ndarray, remove_fa
 def export_scene(out_dir: str | Path, rgb: np.ndarray, depth: np.ndarray, world_points: np.ndarray,
                  cameras, depth_conf: np.ndarray | None = None, point_mask: np.ndarray | None = None,
                  settings: dict[str, Any] | None = None, fps: int = 12, remove_far_points: bool = False,
-                 overwrite: bool = False, max_colmap_points: int = 200_000) -> Path:
+                 overwrite: bool = False, max_colmap_points: int = 200_000,
+                 ply_mask: np.ndarray | None = None) -> Path:
     """Write every output file of one scene into ``out_dir`` (atomic: all or nothing).
 
     Args:
         rgb: (F, H, W, 3) in [0, 1]. depth: (F, H, W). world_points: (F, H, W, 3).
         cameras: :class:`gen3r.cameras.Cameras` (OpenCV w2c, px) of the F frames.
+        ply_mask: optional (F, H, W) bool of pixels that go into the point cloud (default: all,
+            as the official code does).
     """
     from gen3r.cameras import save_cameras, write_colmap
 
@@ -73,7 +81,8 @@ def export_scene(out_dir: str | Path, rgb: np.ndarray, depth: np.ndarray, world_
         write_video(tmp / "rgb.mp4", rgb, fps=fps)
         write_depth_npz(tmp / "depth.npz", depth, depth_conf, point_mask)
         write_video(tmp / "depth.mp4", colorize_depth(depth, point_mask), fps=fps)
-        points, colors = point_cloud_from_output(world_points, rgb, remove_far_points=remove_far_points)
+        points, colors = point_cloud_from_output(world_points, rgb, remove_far_points=remove_far_points,
+                                                  keep=ply_mask)
         write_ply(tmp / "points.ply", points, colors)
         write_glb(tmp / "scene.glb", points, colors, cameras)
         save_cameras(cameras, tmp / "cameras.json", format="official")
