@@ -172,3 +172,19 @@ def test_glb_stream_readable_bytes(tmp_path):
     data = (tmp_path / "x.glb").read_bytes()
     assert data[:4] == b"glTF"
     trimesh.load(io.BytesIO(data), file_type="glb")
+
+
+def test_atomic_writes_use_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "f.txt") as tmp:
+            tmp.write_text("x")
+        with atomic_dir(tmp_path / "d") as tmp:
+            (tmp / "a").write_text("y")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755

@@ -1,0 +1,98 @@
+"""Interactive 3D viewer (viser) for a Gen3R output folder: point cloud + camera frustums + frames.
+
+Binds 127.0.0.1 by default; pass ``host="0.0.0.0"`` explicitly to expose it on a network.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gen3r.errors import Gen3RError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ViewerScene:
+    """What the viewer shows: points (N, 3) world, colours (N, 3) in [0, 1], cameras, thumbnails."""
+
+    points: np.ndarray
+    colors: np.ndarray
+    cameras: object  # gen3r.cameras.Cameras
+    thumbnails: list[np.ndarray]
+
+
+def load_scene(out_dir: str | Path, max_points: int = 500_000, thumbnail_size: int = 96) -> ViewerScene:
+    """Read ``points.ply``, ``cameras.json`` and ``images/`` of a ``gen3r generate`` output folder."""
+    from PIL import Image
+    from plyfile import PlyData
+
+    from gen3r.cameras import load_cameras
+
+    out_dir = Path(out_dir)
+    ply, cams = out_dir / "points.ply", out_dir / "cameras.json"
+    for f in (ply, cams):
+        if not f.is_file():
+            raise Gen3RError(f"{f} is missing; pass a folder written by `gen3r generate`/`reconstruct`/`demo`")
+    vertex = PlyData.read(str(ply))["vertex"]
+    points = np.stack([vertex["x"], vertex["y"], vertex["z"]], axis=1).astype(np.float32)
+    names = vertex.data.dtype.names
+    if "red" in names:
+        colors = np.stack([vertex["red"], vertex["green"], vertex["blue"]], axis=1).astype(np.float32) / 255
+    else:
+        colors = np.full_like(points, 0.7)
+    if len(points) > max_points:
+        pick = np.sort(np.random.default_rng(0).choice(len(points), max_points, replace=False))
+        points, colors = points[pick], colors[pick]
+    cameras = load_cameras(cams)
+    thumbs = []
+    images = sorted((out_dir / "images").glob("*.png")) if (out_dir / "images").is_dir() else []
+    for path in images[: len(cameras)]:
+        with Image.open(path) as img:
+            img.thumbnail((thumbnail_size, thumbnail_size))
+            thumbs.append(np.asarray(img.convert("RGB")))
+    return ViewerScene(points=points, colors=colors, cameras=cameras, thumbnails=thumbs)
+
+
+def populate(server, scene: ViewerScene, point_size: float | None = None) -> None:
+    """Add the point cloud and one frustum per camera (OpenCV axes, as viser expects) to ``server``."""
+    import viser.transforms as vtf
+
+    extent = float(np.linalg.norm(np.ptp(scene.points, axis=0))) if len(scene.points) else 1.0
+    size = point_size or max(extent / 800, 1e-4)
+    server.scene.add_point_cloud("/points", points=scene.points, colors=scene.colors, point_size=size)
+    c2w = scene.cameras.c2w.double().cpu().numpy()
+    K = scene.cameras.intrinsics.double().cpu().numpy()
+    h, w = scene.cameras.image_size
+    for i, (pose, k) in enumerate(zip(c2w, K)):
+        fov = 2 * np.arctan2(h / 2, k[1, 1])
+        server.scene.add_camera_frustum(
+            f"/cameras/{i:04d}", fov=float(fov), aspect=w / h, scale=max(extent / 40, 1e-3),
+            wxyz=vtf.SO3.from_matrix(pose[:3, :3]).wxyz, position=pose[:3, 3],
+            image=scene.thumbnails[i] if i < len(scene.thumbnails) else None, color=(230, 60, 60))
+
+
+def serve(out_dir: str | Path, host: str = "127.0.0.1", port: int = 8080, duration: float | None = None):
+    """Serve the viewer until interrupted (or for ``duration`` seconds); returns the server."""
+    import viser
+
+    scene = load_scene(out_dir)
+    server = viser.ViserServer(host=host, port=port, verbose=False)
+    populate(server, scene)
+    logger.info("viewer on http://%s:%d (Ctrl+C to stop)", host, server.get_port())
+    if duration is not None:
+        time.sleep(duration)
+        return server
+    try:
+        while True:
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return server
