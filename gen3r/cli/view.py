@@ -1,0 +1,27 @@
+"""``gen3r view``: open an output folder in the interactive 3D viewer (viser, local only by default)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gen3r.cli._common import positive_int
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("view", help="interactive 3D viewer of an output folder (points + cameras)",
+                       description="Serve the point cloud and camera frustums of a `gen3r generate`, "
+                                   "`reconstruct` or `demo` output folder in the browser (viser).")
+    p.add_argument("folder", type=Path, help="output folder with points.ply and cameras.json")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=positive_int, default=8080, help="port (default 8080)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gen3r.io.viewer import load_scene, serve
+
+    load_scene(args.folder)  # validate before starting a server
+    print(f"viewer: http://{args.host}:{args.port}  (Ctrl+C to stop)")
+    serve(args.folder, host=args.host, port=args.port)
+    return 0

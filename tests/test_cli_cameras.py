@@ -1,0 +1,57 @@
+"""`gen3r cameras` subcommands and the CLI's error contract (one line, exit 2, nothing written)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from gen3r.cli.main import main
+
+
+def test_list_prints_every_preset(capsys):
+    from gen3r.cameras import TRAJECTORY_PRESETS
+
+    assert main(["cameras", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in TRAJECTORY_PRESETS:
+        assert name in out
+
+
+def test_make_then_convert_roundtrip(tmp_path):
+    from gen3r.cameras import load_cameras, make_trajectory
+
+    src = tmp_path / "cams.json"
+    assert main(["cameras", "make", "orbit_left", str(src), "--frames", "9", "--size", "224x336"]) == 0
+    data = json.loads(src.read_text())
+    assert np.asarray(data["extrinsics"]).shape == (9, 4, 4)
+    assert main(["cameras", "convert", str(src), str(tmp_path / "colmap"), "--format", "colmap"]) == 0
+    assert main(["cameras", "convert", str(tmp_path / "colmap"), str(tmp_path / "t.json"),
+                 "--format", "nerfstudio"]) == 0
+    a, b = load_cameras(src), load_cameras(tmp_path / "t.json")
+    assert a.allclose(b, atol=1e-5)
+    K = a.intrinsics[0]
+    assert K[0, 2].item() == pytest.approx(168) and K[1, 2].item() == pytest.approx(112)
+    ref = make_trajectory("orbit_left", 9, K, image_size=(224, 336))
+    assert ref.allclose(a, atol=1e-5)
+
+
+def test_bad_preset_and_bad_file_exit_2(tmp_path, capsys):
+    assert main(["cameras", "make", "spin_around", str(tmp_path / "x.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("gen3r: error:") and "orbit_left" in err[0]
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"extrinsics": [[1, 2]], "intrinsics": []}')
+    assert main(["cameras", "convert", str(bad), str(tmp_path / "o.json")]) == 2
+    assert "bad.json" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists() and not (tmp_path / "o.json").exists()
+
+
+def test_bad_cli_args_exit_2(tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["cameras", "make", "zoom_in", str(tmp_path / "x.json"), "--size", "big"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["cameras", "make", "zoom_in", str(tmp_path / "x.json"), "--frames", "-3"])
+    assert exc.value.code == 2
