@@ -121,30 +121,36 @@ def load_official_components(path: str | Path, architecture: str | Path | dict |
     }
 
 
+def _cast(model: torch.nn.Module, torch_dtype: torch.dtype | None) -> torch.nn.Module:
+    """Cast floating weights to ``torch_dtype`` except the model's ``_keep_in_fp32_modules``."""
+    if torch_dtype is None:
+        return model
+    keep = getattr(model, "_keep_in_fp32_modules", None) or []
+    for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+        if not tensor.is_floating_point():
+            continue
+        target = torch.float32 if any(k in name.split(".") for k in keep) else torch_dtype
+        tensor.data = tensor.data.to(target)
+    return model
+
+
 def _load_diffusers_model(cls, folder: Path, torch_dtype: torch.dtype | None):
+    """Our layout: config.json + diffusion_pytorch_model.safetensors, loaded strictly.
+
+    The module is built without allocating parameters (non-persistent buffers such as RoPE
+    tables stay real), then the checked state dict is assigned.
+    """
+    from accelerate import init_empty_weights
+
     from gen3r.models._loading import load_strict, read_weights_dir
 
     config = cls.load_config(str(folder))
-    with torch.device("meta"):
+    with init_empty_weights(include_buffers=False):
         model = cls.from_config(config)
     state = read_weights_dir(folder, ["diffusion_pytorch_model.safetensors"])
     load_strict(model, state, f"{folder.name} ({cls.__name__})", assign=True)
-    _materialise_buffers(model)
     model.eval()
-    return model.to(torch_dtype) if torch_dtype is not None else model
-
-
-def _materialise_buffers(model: torch.nn.Module) -> None:
-    """Non-persistent buffers (e.g. RoPE tables) built on meta are recomputed on CPU."""
-    if not any(b.is_meta for b in model.buffers()):
-        return
-    fresh = type(model).from_config(model.config)
-    fresh_buffers = dict(fresh.named_buffers())
-    for name, buf in list(model.named_buffers()):
-        if buf.is_meta:
-            module_name, _, attr = name.rpartition(".")
-            module = model.get_submodule(module_name) if module_name else model
-            module._buffers[attr] = fresh_buffers[name]
+    return _cast(model, torch_dtype)
 
 
 def _load_transformers_model(cls, config_cls, folder: Path, torch_dtype: torch.dtype | None):
@@ -162,7 +168,7 @@ def _load_transformers_model(cls, config_cls, folder: Path, torch_dtype: torch.d
                 state[key] = state[alias]
     load_strict(model, state, f"{folder.name} ({cls.__name__})")
     model.eval()
-    return model.to(torch_dtype) if torch_dtype is not None else model
+    return _cast(model, torch_dtype)
 
 
 def load_gen3r_components(path: str | Path, torch_dtype: torch.dtype | None = None) -> dict[str, Any]:
