@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from gen3r.errors import CheckpointError
@@ -27,14 +28,28 @@ def _fmt(keys: Iterable[str]) -> str:
     return head + (f", ... (+{len(keys) - _MAX_LISTED} more)" if len(keys) > _MAX_LISTED else "")
 
 
-def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read one weight file (``.safetensors``, or ``.pth``/``.bin`` with ``weights_only=True``)."""
+def _cast(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    return tensor.to(dtype) if dtype is not None and tensor.is_floating_point() else tensor
+
+
+def read_weights(path: str | Path, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """Read one weight file (``.safetensors``, or ``.pth``/``.bin`` with ``weights_only=True``).
+
+    With ``dtype``, floating tensors are cast one by one as they are read (safetensors), so the
+    peak memory is the cast size plus one tensor, not the full file in its stored dtype.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"weight file {path} does not exist; check the checkpoint path")
     try:
         if path.suffix == ".safetensors":
-            return load_file(str(path))
+            if dtype is None:
+                return load_file(str(path))
+            out = {}
+            with safe_open(str(path), framework="pt") as fh:
+                for key in fh.keys():
+                    out[key] = _cast(fh.get_tensor(key), dtype)
+            return out
         sd = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt or foreign file
         raise CheckpointError(f"cannot read weights from {path} ({exc.__class__.__name__}: {exc}); "
@@ -43,10 +58,11 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
         sd = sd["state_dict"]
     if not isinstance(sd, Mapping):
         raise CheckpointError(f"{path} does not hold a state dict; re-download the checkpoint")
-    return dict(sd)
+    return {k: _cast(v, dtype) for k, v in sd.items()}
 
 
-def read_weights_dir(folder: str | Path, names: Iterable[str] = ()) -> dict[str, torch.Tensor]:
+def read_weights_dir(folder: str | Path, names: Iterable[str] = (),
+                     dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
     """Read the weights of one component folder.
 
     ``names`` are tried in order; when none exists, every ``*.safetensors`` in the folder is
@@ -58,13 +74,13 @@ def read_weights_dir(folder: str | Path, names: Iterable[str] = ()) -> dict[str,
                               "point --checkpoint at the folder that holds it")
     for name in names:
         if (folder / name).is_file():
-            return read_weights(folder / name)
+            return read_weights(folder / name, dtype)
     shards = sorted(folder.glob("*.safetensors"))
     if not shards:
         raise CheckpointError(f"no weights (*.safetensors) in {folder}; the checkpoint is incomplete")
     merged: dict[str, torch.Tensor] = {}
     for shard in shards:
-        merged.update(read_weights(shard))
+        merged.update(read_weights(shard, dtype))
     return merged
 
 

@@ -1,0 +1,230 @@
+"""umT5 text encoder (transformers UMT5EncoderModel) loaded from the official layout."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import UMT5EncoderModel
+
+from gen3r.errors import CheckpointError, Gen3RError
+from gen3r.models.text_encoder import (
+    OFFICIAL_CONFIG,
+    TEXT_LEN,
+    encode_prompt,
+    encode_token_ids,
+    from_official_state_dict,
+    load_official_text_encoder,
+    load_tokenizer,
+    pad_prompt_embeds,
+    to_official_state_dict,
+    umt5_config_from_official,
+)
+
+DATA = Path(__file__).parent / "data"
+TINY = DATA / "official-tiny"
+TE_DIR = TINY / "checkpoint" / "text_encoder"
+TOKENIZER_DIR = TINY / "checkpoint" / "tokenizer"
+WEIGHTS = "diffusion_pytorch_model.safetensors"
+MAX_REL = 1e-4
+
+
+def max_rel_err(mine: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((mine.double() - ref.double()).abs().max() / ref.double().abs().max()).item()
+
+
+@pytest.fixture(scope="module")
+def meta() -> dict:
+    return json.loads((TINY / "meta.json").read_text())["call"]
+
+
+@pytest.fixture(scope="module")
+def encoder() -> UMT5EncoderModel:
+    return load_official_text_encoder(TE_DIR)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_tokenizer(TOKENIZER_DIR)
+
+
+@pytest.fixture(scope="module")
+def inputs() -> dict[str, torch.Tensor]:
+    return load_file(str(TINY / "inputs.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def stages() -> dict[str, torch.Tensor]:
+    return load_file(str(TINY / "stages.safetensors"))
+
+
+# --- parity with the official outputs ------------------------------------------------------------
+def test_stored_ids_give_official_embeddings(encoder, inputs, stages):
+    with torch.no_grad():
+        pos, neg = (encode_token_ids(encoder, inputs[f"{name}_input_ids"], inputs[f"{name}_attention_mask"])[0]
+                    for name in ("prompt", "negative"))
+    assert pos.shape == stages["text_prompt_embeds"].shape == (15, 32)
+    assert neg.shape == stages["text_negative_prompt_embeds"].shape == (3, 32)
+    assert max_rel_err(pos, stages["text_prompt_embeds"]) <= MAX_REL
+    assert max_rel_err(neg, stages["text_negative_prompt_embeds"]) <= MAX_REL
+
+
+def test_untrimmed_output_matches_official(encoder, inputs, stages):
+    with torch.no_grad():
+        out = encoder(input_ids=inputs["prompt_input_ids"],
+                      attention_mask=inputs["prompt_attention_mask"]).last_hidden_state[0]
+    assert out.shape == (TEXT_LEN, 32)
+    assert max_rel_err(out, stages["text_prompt_embeds_untrimmed_512"]) <= MAX_REL
+
+
+def test_tokenizer_reproduces_stored_ids(tokenizer, inputs, meta):
+    tokens = tokenizer([meta["prompt"], meta["negative_prompt"]], padding="max_length", max_length=TEXT_LEN,
+                       truncation=True, return_tensors="pt")
+    assert torch.equal(tokens.input_ids[:1], inputs["prompt_input_ids"])
+    assert torch.equal(tokens.input_ids[1:], inputs["negative_input_ids"])
+    assert torch.equal(tokens.attention_mask[:1], inputs["prompt_attention_mask"])
+    assert torch.equal(tokens.attention_mask[1:], inputs["negative_attention_mask"])
+
+
+def test_encode_prompt_from_strings_matches_official(tokenizer, encoder, stages, meta):
+    with torch.no_grad():
+        pos, neg = encode_prompt(tokenizer, encoder, [meta["prompt"], meta["negative_prompt"]])
+    assert max_rel_err(pos, stages["text_prompt_embeds"]) <= MAX_REL
+    assert max_rel_err(neg, stages["text_negative_prompt_embeds"]) <= MAX_REL
+    padded = pad_prompt_embeds([pos, neg])
+    assert padded.shape == (2, TEXT_LEN, 32)
+    assert torch.equal(padded[0, :15], pos) and torch.equal(padded[1, :3], neg)
+    assert not padded[0, 15:].any() and not padded[1, 3:].any()
+
+
+def test_encode_prompt_dtype_and_bad_input(tokenizer, encoder):
+    with torch.no_grad():
+        (out,) = encode_prompt(tokenizer, encoder, ["bad detailed"], dtype=torch.bfloat16)
+    assert out.dtype == torch.bfloat16 and out.shape == (3, 32)
+    with pytest.raises(Gen3RError, match="list of strings"):
+        encode_prompt(tokenizer, encoder, "bad detailed")
+    with pytest.raises(Gen3RError, match="longer than 4"):
+        pad_prompt_embeds([torch.zeros(5, 2)], length=4)
+    with pytest.raises(Gen3RError, match=r"\(B, L\)"):
+        encode_token_ids(encoder, torch.zeros(1, 4, dtype=torch.long), torch.ones(1, 3, dtype=torch.long))
+
+
+# --- numerics the conversion relies on ------------------------------------------------------------
+def test_umt5_numerics_match_wan_t5(encoder):
+    cfg = encoder.config
+    assert cfg.dense_act_fn == "gelu_new" and cfg.is_gated_act  # fc1(x) * gelu_tanh(gate(x))
+    assert cfg.relative_attention_num_buckets == 32 and cfg.relative_attention_max_distance == 128
+    assert cfg.layer_norm_epsilon == 1e-6
+    attn = encoder.encoder.block[1].layer[0].SelfAttention
+    assert attn.scaling == 1.0  # T5: no 1/sqrt(d) scaling
+    assert all(b.layer[0].SelfAttention.has_relative_attention_bias for b in encoder.encoder.block)  # per layer
+    # Wan's bidirectional bucket formula (T5RelativeEmbedding._relative_position_bucket), computed here
+    rel = torch.arange(-300, 301)
+    half, exact = 16, 8
+    mag = rel.abs()
+    large = exact + (torch.log(mag.float() / exact) / math.log(128 / exact) * (half - exact)).long()
+    wan = (rel > 0).long() * half + torch.where(mag < exact, mag, large.clamp(max=half - 1))
+    assert torch.equal(attn._relative_position_bucket(rel), wan)
+
+
+def test_tied_embedding_after_load(encoder):
+    assert encoder.encoder.embed_tokens.weight is encoder.shared.weight
+
+
+# --- key tables ----------------------------------------------------------------------------------
+def test_official_round_trip_is_identity():
+    official = load_file(str(TE_DIR / WEIGHTS))
+    back = to_official_state_dict(from_official_state_dict(official))
+    assert set(back) == set(official) and all(back[k] is official[k] for k in official)
+
+
+def test_full_size_keys_match_official_manifest():
+    manifest = json.loads((DATA / "official-keys" / "text_encoder.json").read_text())
+    assert {k: manifest["config"][k] for k in OFFICIAL_CONFIG} == OFFICIAL_CONFIG
+    with torch.device("meta"):
+        model = UMT5EncoderModel(umt5_config_from_official(manifest["config"]))
+    official = to_official_state_dict(model.state_dict())
+    expected = manifest["keys"]
+    assert len(expected) == manifest["num_tensors"] == 242
+    assert {k: list(v.shape) for k, v in official.items()} == expected
+
+
+def test_shared_position_bias_config_is_rejected():
+    with pytest.raises(CheckpointError, match="shared_pos"):
+        umt5_config_from_official({**OFFICIAL_CONFIG, "shared_pos": True})
+    with pytest.raises(CheckpointError, match="lacks"):
+        umt5_config_from_official({"dim": 4})
+
+
+# --- loading: shards, strictness, bad folders -----------------------------------------------------
+def _copy_folder(tmp_path: Path, edit=None) -> Path:
+    folder = tmp_path / "text_encoder"
+    folder.mkdir()
+    shutil.copy(TE_DIR / "config.json", folder / "config.json")
+    sd = load_file(str(TE_DIR / WEIGHTS))
+    if edit is not None:
+        edit(sd)
+    save_file(sd, str(folder / WEIGHTS))
+    return folder
+
+
+def test_sharded_folder_loads_like_single_file(tmp_path, encoder, inputs):
+    folder = tmp_path / "sharded"
+    folder.mkdir()
+    shutil.copy(TE_DIR / "config.json", folder / "config.json")
+    sd = load_file(str(TE_DIR / WEIGHTS))
+    keys = sorted(sd)
+    save_file({k: sd[k] for k in keys[::2]}, str(folder / "diffusion_pytorch_model-00001-of-00002.safetensors"))
+    save_file({k: sd[k] for k in keys[1::2]}, str(folder / "diffusion_pytorch_model-00002-of-00002.safetensors"))
+    sharded = load_official_text_encoder(folder)
+    ids, mask = inputs["prompt_input_ids"], inputs["prompt_attention_mask"]
+    with torch.no_grad():
+        torch.testing.assert_close(encode_token_ids(sharded, ids, mask)[0], encode_token_ids(encoder, ids, mask)[0],
+                                   rtol=0, atol=0)
+
+
+def test_missing_key_raises(tmp_path):
+    folder = _copy_folder(tmp_path, lambda sd: sd.pop("blocks.1.ffn.fc1.weight"))
+    with pytest.raises(CheckpointError, match=r"1 missing \[encoder\.block\.1\.layer\.1\.DenseReluDense\.wi_1"):
+        load_official_text_encoder(folder)
+
+
+def test_unexpected_key_raises(tmp_path):
+    folder = _copy_folder(tmp_path, lambda sd: sd.update({"pos_embedding.embedding.weight": torch.zeros(32, 4)}))
+    with pytest.raises(CheckpointError, match=r"'pos_embedding\.embedding\.weight'"):
+        load_official_text_encoder(folder)
+
+
+def test_shape_mismatch_raises(tmp_path):
+    folder = _copy_folder(tmp_path, lambda sd: sd.update({"norm.weight": torch.ones(33)}))
+    with pytest.raises(CheckpointError, match=r"encoder\.final_layer_norm\.weight \(33,\) != \(32,\)"):
+        load_official_text_encoder(folder)
+
+
+def test_missing_config_and_tokenizer_raise(tmp_path):
+    folder = _copy_folder(tmp_path)
+    (folder / "config.json").unlink()
+    with pytest.raises(CheckpointError, match="config.json"):
+        load_official_text_encoder(folder)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_tokenizer(tmp_path / "no_tokenizer")
+
+
+def test_bfloat16_load():
+    model = load_official_text_encoder(TE_DIR, torch_dtype=torch.bfloat16)
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+
+
+# --- transformers round trip ---------------------------------------------------------------------
+def test_save_pretrained_round_trip(tmp_path, encoder, inputs):
+    encoder.save_pretrained(tmp_path / "te")
+    again = UMT5EncoderModel.from_pretrained(tmp_path / "te", local_files_only=True)
+    ids, mask = inputs["prompt_input_ids"], inputs["prompt_attention_mask"]
+    with torch.no_grad():
+        torch.testing.assert_close(encode_token_ids(again, ids, mask)[0], encode_token_ids(encoder, ids, mask)[0],
+                                   rtol=0, atol=0)

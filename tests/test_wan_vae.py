@@ -1,0 +1,222 @@
+"""Wan VAE (diffusers AutoencoderKLWan) loaded from the official layout: parity, keys, strictness."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from diffusers import AutoencoderKLWan
+from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from safetensors.torch import load_file, save_file
+
+from gen3r.errors import CheckpointError, Gen3RError
+from gen3r.models.wan_vae import (
+    WAN_LATENTS_MEAN,
+    WAN_LATENTS_STD,
+    build_wan_vae,
+    decode_latents,
+    encode_video,
+    from_official_state_dict,
+    load_official_wan_vae,
+    sample_posterior,
+    to_official_state_dict,
+)
+
+DATA = Path(__file__).parent / "data"
+TINY = DATA / "official-tiny"
+VAE_DIR = TINY / "checkpoint" / "wan_vae"
+WEIGHTS = "diffusion_pytorch_model.safetensors"
+MAX_REL = 1e-4
+
+
+def max_rel_err(mine: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((mine.double() - ref.double()).abs().max() / ref.double().abs().max()).item()
+
+
+def stats(x: torch.Tensor) -> torch.Tensor:
+    d = x.double()
+    return torch.stack([d.sum(), d.abs().sum(), (d * d).sum(), d.min(), d.max(), d.mean()])
+
+
+@pytest.fixture(scope="module")
+def arch() -> dict:
+    return json.loads((TINY / "checkpoint" / "gen3r_arch.json").read_text())["wan_vae"]
+
+
+@pytest.fixture(scope="module")
+def vae(arch: dict) -> AutoencoderKLWan:
+    return load_official_wan_vae(VAE_DIR, arch)
+
+
+@pytest.fixture(scope="module")
+def inputs() -> dict[str, torch.Tensor]:
+    return load_file(str(TINY / "inputs.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def stages() -> dict[str, torch.Tensor]:
+    return load_file(str(TINY / "stages.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def task1() -> dict[str, torch.Tensor]:
+    return load_file(str(TINY / "task_1view.safetensors"))
+
+
+# --- parity with the official outputs ------------------------------------------------------------
+def test_encode_video_matches_official(vae, inputs, stages):
+    with torch.no_grad():
+        mean, logvar = encode_video(vae, inputs["control_video"])
+    assert mean.shape == stages["wan_vae_video_latent_mean"].shape == (1, 16, 3, 14, 14)
+    assert max_rel_err(mean, stages["wan_vae_video_latent_mean"]) <= MAX_REL
+    assert max_rel_err(logvar, stages["wan_vae_video_latent_logvar"]) <= MAX_REL
+
+
+def test_decode_latents_matches_official(vae, stages):
+    with torch.no_grad():
+        video = decode_latents(vae, stages["wan_vae_video_latent_mean"])
+    assert video.shape == (1, 9, 3, 112, 112)
+    assert video.min() >= 0 and video.max() <= 1
+    raw = (video * 2 - 1).permute(0, 2, 1, 3, 4)  # back to the official [-1, 1], (B, 3, F, H, W)
+    assert list(raw.shape) == stages["wan_vae_decode_of_mean__shape"].tolist()
+    assert max_rel_err(raw[..., ::2, ::2], stages["wan_vae_decode_of_mean__s2"]) <= MAX_REL
+    torch.testing.assert_close(stats(raw), stages["wan_vae_decode_of_mean__stats"], rtol=MAX_REL, atol=1e-4)
+
+
+def test_condition_posterior_and_sample_match_official(vae, inputs, task1):
+    cond = torch.zeros_like(inputs["control_video"])  # 1view: frame 0, then zeros (README §4)
+    cond[:, 0] = inputs["control_video"][:, 0]
+    with torch.no_grad():
+        mean, logvar = encode_video(vae, cond)
+    assert max_rel_err(mean, task1["control_vae_posterior_mean"]) <= MAX_REL
+    assert max_rel_err(logvar, task1["control_vae_posterior_logvar"]) <= MAX_REL
+    sample = sample_posterior(mean, logvar, task1["control_vae_posterior_noise"])
+    assert max_rel_err(sample, task1["control_latents"][:, :16, ..., :14]) <= MAX_REL
+
+
+def test_sample_posterior_does_not_scale_noise_by_std():
+    mean, logvar, noise = torch.zeros(1, 16, 1, 2, 2), torch.full((1, 16, 1, 2, 2), 2.0), torch.ones(1, 16, 1, 2, 2)
+    torch.testing.assert_close(sample_posterior(mean, logvar, noise), torch.full_like(mean, torch.e))
+    with pytest.raises(Gen3RError, match="one shape"):
+        sample_posterior(mean, logvar, noise[..., :1])
+
+
+def test_latent_constants_equal_diffusers_defaults():
+    params = inspect.signature(AutoencoderKLWan.__init__).parameters
+    assert list(WAN_LATENTS_MEAN) == params["latents_mean"].default
+    assert list(WAN_LATENTS_STD) == params["latents_std"].default
+
+
+# --- key tables ----------------------------------------------------------------------------------
+def test_conversion_equals_diffusers_converter():
+    official = load_file(str(VAE_DIR / WEIGHTS))
+    ours = from_official_state_dict(official)
+    reference = convert_wan_vae_to_diffusers({k.removeprefix("model."): v for k, v in official.items()})
+    assert set(ours) == set(reference)
+    assert all(ours[k] is reference[k] for k in ours)
+    unprefixed = from_official_state_dict({k.removeprefix("model."): v for k, v in official.items()})
+    assert unprefixed.keys() == ours.keys()  # the original Wan2.1_VAE.pth layout (no prefix) loads too
+
+
+def test_official_round_trip_is_identity():
+    official = load_file(str(VAE_DIR / WEIGHTS))
+    back = to_official_state_dict(from_official_state_dict(official))
+    assert set(back) == set(official) and all(back[k] is official[k] for k in official)
+
+
+@settings(max_examples=6, deadline=None)
+@given(num_res_blocks=st.integers(1, 3), levels=st.integers(2, 4))
+def test_key_tables_invert_for_any_depth(num_res_blocks, levels):
+    with torch.device("meta"):
+        model = AutoencoderKLWan(base_dim=4, dim_mult=[1, 2, 4, 4][:levels], num_res_blocks=num_res_blocks,
+                                 temperal_downsample=[False, True, True][:levels - 1])
+    ours = model.state_dict()
+    official = to_official_state_dict(ours, num_res_blocks)
+    assert len(official) == len(ours)
+    assert from_official_state_dict(official, num_res_blocks).keys() == ours.keys()
+
+
+def test_full_size_keys_match_official_manifest():
+    manifest = json.loads((DATA / "official-keys" / "wan_vae.json").read_text())
+    with torch.device("meta"):
+        model = build_wan_vae()
+    official = to_official_state_dict(model.state_dict())
+    expected = manifest["keys"]
+    assert len(expected) == manifest["num_tensors"] == 194
+    assert set(official) == set(expected)
+    assert {k: list(v.shape) for k, v in official.items()} == expected
+
+
+# --- strict loading and bad input ----------------------------------------------------------------
+def _write_variant(tmp_path: Path, edit) -> Path:
+    folder = tmp_path / "wan_vae"
+    folder.mkdir()
+    sd = load_file(str(VAE_DIR / WEIGHTS))
+    edit(sd)
+    save_file(sd, str(folder / WEIGHTS))
+    return folder
+
+
+def test_missing_key_raises(tmp_path, arch):
+    folder = _write_variant(tmp_path, lambda sd: sd.pop("model.decoder.head.2.bias"))
+    with pytest.raises(CheckpointError, match=r"1 missing \[decoder\.conv_out\.bias\]"):
+        load_official_wan_vae(folder, arch)
+
+
+def test_unexpected_key_raises(tmp_path, arch):
+    folder = _write_variant(tmp_path, lambda sd: sd.update({"model.encoder.extra.weight": torch.zeros(1)}))
+    with pytest.raises(CheckpointError, match=r"encoder\.extra\.weight"):
+        load_official_wan_vae(folder, arch)
+
+
+def test_shape_mismatch_raises(tmp_path, arch):
+    folder = _write_variant(tmp_path, lambda sd: sd.update({"model.conv2.bias": torch.zeros(17)}))
+    with pytest.raises(CheckpointError, match=r"shape-mismatched \[post_quant_conv\.bias \(17,\) != \(16,\)\]"):
+        load_official_wan_vae(folder, arch)
+
+
+def test_official_sizes_reject_tiny_checkpoint():
+    with pytest.raises(CheckpointError, match="shape-mismatched"):
+        load_official_wan_vae(VAE_DIR)  # base_dim 96 by default; the fixture is base_dim 4
+
+
+def test_missing_folder_and_bad_arch_raise(tmp_path, arch):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_official_wan_vae(tmp_path / "nope", arch)
+    with pytest.raises(Gen3RError, match="unknown entries"):
+        load_official_wan_vae(VAE_DIR, {**arch, "base_dimm": 4})
+
+
+def test_bad_video_raises(vae):
+    with pytest.raises(Gen3RError, match="4k\\+1"):
+        encode_video(vae, torch.zeros(1, 8, 3, 16, 16))
+    with pytest.raises(Gen3RError, match="\\(B, F, 3, H, W\\)"):
+        encode_video(vae, torch.zeros(1, 5, 16, 16))
+    with pytest.raises(Gen3RError, match="NaN"):
+        encode_video(vae, torch.full((1, 1, 3, 16, 16), float("nan")))
+    with pytest.raises(Gen3RError, match="latents must be"):
+        decode_latents(vae, torch.zeros(1, 4, 1, 2, 2))
+
+
+def test_bfloat16_load(arch):
+    vae = load_official_wan_vae(VAE_DIR, arch, torch_dtype=torch.bfloat16)
+    assert {p.dtype for p in vae.parameters()} == {torch.bfloat16}
+
+
+# --- diffusers round trip ------------------------------------------------------------------------
+def test_save_pretrained_round_trip(tmp_path, vae, inputs):
+    vae.save_pretrained(tmp_path / "vae")
+    again = AutoencoderKLWan.from_pretrained(tmp_path / "vae")
+    assert again.config.base_dim == 4 and list(again.config.latents_std) == list(WAN_LATENTS_STD)
+    original = vae.state_dict()
+    assert all(torch.equal(original[k], v) for k, v in again.state_dict().items())
+    video = inputs["control_video"][:, :1, :, :32, :32]
+    with torch.no_grad():
+        torch.testing.assert_close(encode_video(again, video)[0], encode_video(vae, video)[0], rtol=0, atol=0)
+    shutil.rmtree(tmp_path / "vae")
