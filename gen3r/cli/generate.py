@@ -93,7 +93,7 @@ def load_pipeline(args: argparse.Namespace):
 
     from gen3r.pipeline import Gen3RPipeline
 
-    dtype = getattr(torch, DTYPES[args.dtype])
+    dtype = None if args.dtype == "fp32" else getattr(torch, DTYPES[args.dtype])  # None: as stored (fp32)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     pipe = Gen3RPipeline.from_pretrained(args.checkpoint, torch_dtype=dtype, architecture=args.architecture)
     if args.offload:
