@@ -116,3 +116,19 @@ def drop_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str) -> dict[str
     """Strip ``prefix`` from keys that carry it (official ``model.`` wrappers); others unchanged."""
     n = len(prefix)
     return {(k[n:] if k.startswith(prefix) else k): v for k, v in state_dict.items()}
+
+
+def cast_model(model: torch.nn.Module, torch_dtype: torch.dtype | None) -> torch.nn.Module:
+    """Cast floating parameters/buffers to ``torch_dtype`` except ``model._keep_in_fp32_modules``.
+
+    Same rule as diffusers' ``from_pretrained(torch_dtype=...)``: a tensor stays float32 when one
+    of the dotted components of its name is listed in ``_keep_in_fp32_modules``.
+    """
+    if torch_dtype is None:
+        return model
+    keep = getattr(model, "_keep_in_fp32_modules", None) or []
+    for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+        if tensor.is_floating_point():
+            target = torch.float32 if any(k in name.split(".") for k in keep) else torch_dtype
+            tensor.data = tensor.data.to(target)
+    return model

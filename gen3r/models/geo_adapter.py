@@ -40,7 +40,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from gen3r.errors import CheckpointError, Gen3RError
-from gen3r.models._loading import load_strict, read_weights_dir
+from gen3r.models._loading import cast_model, load_strict, read_weights_dir
 
 logger = logging.getLogger(__name__)
 
@@ -478,7 +478,7 @@ class GeometryAdapter(ModelMixin, ConfigMixin):
         state = _official_weights_to_ours(read_weights_dir(folder, _WEIGHT_NAMES), folder)
         load_strict(model, state, f"{COMPONENT} ({folder})", assign=True)
         model.eval()
-        return model.to(torch_dtype) if torch_dtype is not None else model
+        return cast_model(model, torch_dtype)
 
     # ------------------------------------------------------------------ grids
     def latent_grid(self, token_grid: tuple[int, int]) -> tuple[int, int]:

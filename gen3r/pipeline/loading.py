@@ -121,19 +121,6 @@ def load_official_components(path: str | Path, architecture: str | Path | dict |
     }
 
 
-def _cast(model: torch.nn.Module, torch_dtype: torch.dtype | None) -> torch.nn.Module:
-    """Cast floating weights to ``torch_dtype`` except the model's ``_keep_in_fp32_modules``."""
-    if torch_dtype is None:
-        return model
-    keep = getattr(model, "_keep_in_fp32_modules", None) or []
-    for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
-        if not tensor.is_floating_point():
-            continue
-        target = torch.float32 if any(k in name.split(".") for k in keep) else torch_dtype
-        tensor.data = tensor.data.to(target)
-    return model
-
-
 def _load_diffusers_model(cls, folder: Path, torch_dtype: torch.dtype | None):
     """Our layout: config.json + diffusion_pytorch_model.safetensors, loaded strictly.
 
@@ -142,7 +129,7 @@ def _load_diffusers_model(cls, folder: Path, torch_dtype: torch.dtype | None):
     """
     from accelerate import init_empty_weights
 
-    from gen3r.models._loading import load_strict, read_weights_dir
+    from gen3r.models._loading import cast_model, load_strict, read_weights_dir
 
     config = cls.load_config(str(folder))
     with init_empty_weights(include_buffers=False):
@@ -150,11 +137,11 @@ def _load_diffusers_model(cls, folder: Path, torch_dtype: torch.dtype | None):
     state = read_weights_dir(folder, ["diffusion_pytorch_model.safetensors"])
     load_strict(model, state, f"{folder.name} ({cls.__name__})", assign=True)
     model.eval()
-    return _cast(model, torch_dtype)
+    return cast_model(model, torch_dtype)
 
 
 def _load_transformers_model(cls, config_cls, folder: Path, torch_dtype: torch.dtype | None):
-    from gen3r.models._loading import load_strict, read_weights_dir
+    from gen3r.models._loading import cast_model, load_strict, read_weights_dir
 
     config = config_cls.from_pretrained(str(folder))
     model = cls(config)
@@ -168,7 +155,7 @@ def _load_transformers_model(cls, config_cls, folder: Path, torch_dtype: torch.d
                 state[key] = state[alias]
     load_strict(model, state, f"{folder.name} ({cls.__name__})")
     model.eval()
-    return _cast(model, torch_dtype)
+    return cast_model(model, torch_dtype)
 
 
 def load_gen3r_components(path: str | Path, torch_dtype: torch.dtype | None = None) -> dict[str, Any]:

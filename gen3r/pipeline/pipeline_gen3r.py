@@ -58,6 +58,25 @@ def build_condition_mask(task: str, batch: int, num_frames: int, latent_h: int, 
     return mask.view(batch, f, 4, latent_h, 2 * latent_w).transpose(1, 2).contiguous()
 
 
+def module_dtype(module: torch.nn.Module) -> torch.dtype:
+    """Compute dtype of a module: the dtype of its first weight outside ``_keep_in_fp32_modules``."""
+    keep = getattr(module, "_keep_in_fp32_modules", None) or []
+    for name, param in module.named_parameters():
+        if param.is_floating_point() and not any(k in name.split(".") for k in keep):
+            return param.dtype
+    return torch.float32
+
+
+def randn(shape: Sequence[int], generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:
+    """Float32 CPU normal noise; a list of generators draws batch element b from ``generator[b]``,
+    so each element of a batch equals a batch-1 run with that generator."""
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != shape[0]:
+            raise Gen3RError(f"got {len(generator)} generators for a batch of {shape[0]}; pass one per element")
+        return torch.cat([torch.randn((1, *shape[1:]), generator=g, dtype=torch.float32) for g in generator])
+    return torch.randn(tuple(shape), generator=generator, dtype=torch.float32)
+
+
 class Gen3RPipeline(DiffusionPipeline):
     """Gen3R: 1 image, 2 images or a video -> RGB video + depth, cameras and point cloud.
 
@@ -170,7 +189,7 @@ class Gen3RPipeline(DiffusionPipeline):
         from gen3r.cameras import pose_encoding_to_extri_intri
 
         height, width = frames.shape[-2:]
-        vggt_dtype = next(self.vggt.parameters()).dtype
+        vggt_dtype = module_dtype(self.vggt)
         tokens, start = self.vggt.aggregate(frames.to(vggt_dtype))
         pose = self.vggt.predict_cameras(tokens)[-1]
         _, intrinsics = pose_encoding_to_extri_intri(pose.float(), (height, width))
@@ -214,16 +233,16 @@ class Gen3RPipeline(DiffusionPipeline):
         return plucker.float(), info
 
     def prepare_condition(self, frames: torch.Tensor, task: str, num_frames: int,
-                          generator: torch.Generator | None) -> torch.Tensor:
+                          generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:
         """DiT condition ``y`` (B, 20, f, H/8, 2W/8): [VAE sample | zeros] + 4 mask channels."""
         from gen3r.models.wan_vae import encode_video, sample_posterior
 
         batch, _, _, height, width = frames.shape
         control = torch.zeros(batch, num_frames, 3, height, width, dtype=frames.dtype, device=frames.device)
         control[:, condition_indices(task, num_frames)] = frames
-        vae_dtype = next(self.wan_vae.parameters()).dtype
+        vae_dtype = module_dtype(self.wan_vae)
         mean, logvar = encode_video(self.wan_vae, control.to(vae_dtype))
-        noise = torch.randn(mean.shape, generator=generator, dtype=torch.float32).to(mean.device)
+        noise = randn(mean.shape, generator).to(mean.device)
         appearance = sample_posterior(mean.float(), logvar.float(), noise)
         latent = torch.cat([appearance, torch.zeros_like(appearance)], dim=-1)
         mask = build_condition_mask(task, batch, num_frames, height // 8, width // 8,
@@ -243,9 +262,9 @@ class Gen3RPipeline(DiffusionPipeline):
         from gen3r.geometry import unproject_depth
         from gen3r.models.vggt import adapter_output_to_tokens
 
-        adapter_dtype = next(self.geo_adapter.parameters()).dtype
+        adapter_dtype = module_dtype(self.geo_adapter)
         tokens = self.geo_adapter.decode(geometry_latents.to(adapter_dtype))
-        vggt_dtype = next(self.vggt.parameters()).dtype
+        vggt_dtype = module_dtype(self.vggt)
         token_list = adapter_output_to_tokens(tokens.to(vggt_dtype), num_special_tokens=NUM_SPECIAL_TOKENS)
         pose = self.vggt.predict_cameras(token_list)[-1].float()
         extrinsics, intrinsics = pose_encoding_to_extri_intri(pose, (height, width))
@@ -272,10 +291,10 @@ class Gen3RPipeline(DiffusionPipeline):
 
         height, width = frames.shape[-2:]
         check_size(frames.shape[1], height, width)
-        vggt_dtype = next(self.vggt.parameters()).dtype
+        vggt_dtype = module_dtype(self.vggt)
         tokens, start = self.vggt.aggregate(frames.to(self._exec_device, vggt_dtype))
         x = tokens_to_adapter_input(tokens, start, (height // 14, width // 14))
-        adapter_dtype = next(self.geo_adapter.parameters()).dtype
+        adapter_dtype = module_dtype(self.geo_adapter)
         return self.geo_adapter.encode(x.to(adapter_dtype))
 
     # ------------------------------------------------------------------ main call
@@ -283,7 +302,8 @@ class Gen3RPipeline(DiffusionPipeline):
     def __call__(self, images, task: str | None = None, cameras=None, prompt: str | Sequence[str] = "",
                  negative_prompt: str | Sequence[str] = "bad detailed", num_frames: int = 49,
                  height: int = 560, width: int = 560, num_inference_steps: int = 50,
-                 guidance_scale: float = 5.0, generator: torch.Generator | None = None,
+                 guidance_scale: float = 5.0,
+                 generator: torch.Generator | Sequence[torch.Generator] | None = None,
                  latents: torch.Tensor | None = None,
                  callback_on_step_end: Callable[[Gen3RPipeline, int, torch.Tensor, dict], dict | None] | None = None,
                  output_type: str = "pt") -> Gen3ROutput:
@@ -299,8 +319,8 @@ class Gen3RPipeline(DiffusionPipeline):
                 file path (any supported format). Ignored for allview (as in the official code).
             prompt, negative_prompt: text (one or one per batch element).
             num_frames: F = 4k+1. height, width: multiples of 112.
-            generator: CPU torch.Generator; draws are [initial noise if ``latents`` is None, then
-                the condition VAE posterior noise].
+            generator: CPU torch.Generator (or one per batch element); draws are [initial noise if
+                ``latents`` is None, then the condition VAE posterior noise].
             latents: initial joint latent (B, 16, (F-1)/4+1, H/8, 2W/8), appearance left.
             callback_on_step_end: called as ``fn(pipe, step, t, {"latents": latents})``; may return
                 a dict with a replacement ``latents``.
@@ -311,7 +331,7 @@ class Gen3RPipeline(DiffusionPipeline):
         if num_inference_steps < 1:
             raise Gen3RError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
         device = self._exec_device
-        dit_dtype = next(self.transformer.parameters()).dtype
+        dit_dtype = module_dtype(self.transformer)
 
         # 1. inputs and task
         frames = as_frames(images, height, width)
@@ -345,7 +365,7 @@ class Gen3RPipeline(DiffusionPipeline):
         f, lh, lw = (num_frames - 1) // 4 + 1, height // 8, width // 8
         shape = (batch, 16, f, lh, 2 * lw)
         if latents is None:
-            latents = torch.randn(shape, generator=generator, dtype=torch.float32)
+            latents = randn(shape, generator)
         elif tuple(latents.shape) != shape:
             raise Gen3RError(f"latents must have shape {shape} for F={num_frames}, H={height}, W={width}, "
                              f"got {tuple(latents.shape)}")
@@ -385,7 +405,7 @@ class Gen3RPipeline(DiffusionPipeline):
         from gen3r.models.wan_vae import decode_latents
 
         appearance, geometry = latents.chunk(2, dim=-1)
-        vae_dtype = next(self.wan_vae.parameters()).dtype
+        vae_dtype = module_dtype(self.wan_vae)
         rgb = decode_latents(self.wan_vae, appearance.to(vae_dtype)).float()  # (B, F, 3, H, W)
         geo = self.decode_geometry(geometry, height, width)
         info = {"task": task, "num_frames": num_frames, "height": height, "width": width,
