@@ -1,0 +1,46 @@
+"""Input checking shared by the geometry functions: numpy/torch in, numpy out."""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+import numpy as np
+import torch
+
+from gen3r.errors import Gen3RError
+
+ArrayLike = Union[np.ndarray, torch.Tensor]
+
+
+def to_numpy(x: Any, name: str) -> np.ndarray:
+    """Return ``x`` as a numpy array (torch tensors are detached and moved to CPU).
+
+    bfloat16/float16 tensors are widened to float32 (numpy has no bfloat16). Raises
+    :class:`Gen3RError` for anything that is neither an array nor a tensor.
+    """
+    if isinstance(x, torch.Tensor):
+        t = x.detach().cpu()
+        if t.dtype in (torch.bfloat16, torch.float16):
+            t = t.float()
+        return t.numpy()
+    if isinstance(x, np.ndarray):
+        return x
+    raise Gen3RError(f"{name} must be a numpy array or a torch tensor, got {type(x).__name__}; convert it first")
+
+
+def check_finite(x: np.ndarray, name: str) -> None:
+    """Raise :class:`Gen3RError` if ``x`` holds NaN or infinity."""
+    if not np.isfinite(x).all():
+        raise Gen3RError(f"{name} contains NaN or infinite values; clean the input before calling this function")
+
+
+def as_points(points: Any, name: str = "points", dtype: Any = None) -> np.ndarray:
+    """Return ``points`` as a numpy ``(N, 3)`` float array (``dtype`` if given, else kept if floating)."""
+    arr = to_numpy(points, name)
+    if arr.ndim != 2 or arr.shape[1] != 3:
+        raise Gen3RError(f"{name} must have shape (N, 3), got {tuple(arr.shape)}; reshape it with .reshape(-1, 3)")
+    if dtype is not None:
+        return np.asarray(arr, dtype=dtype)
+    if not np.issubdtype(arr.dtype, np.floating):
+        return arr.astype(np.float64)
+    return arr
