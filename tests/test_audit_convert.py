@@ -77,14 +77,6 @@ def official_fp16():
     return Gen3RPipeline.from_pretrained(CKPT, torch_dtype=torch.float16)
 
 
-BUG_KEEP_FP32 = pytest.mark.xfail(strict=True, reason=(
-    "library bug: gen3r/pipeline/loading.py:201 (save_gen3r_components) casts every floating tensor to "
-    "--dtype, including the transformer's _keep_in_fp32_modules that the official loader keeps float32"))
-BUG_TRANSFORMERS_DTYPE = pytest.mark.xfail(strict=True, reason=(
-    "library bug: gen3r/pipeline/loading.py:146-156 (_load_transformers_model) builds the model in float32 "
-    "and copies the file into it (no assign), so fp16/bf16 conversions load back as float32"))
-
-
 def _same_tensors(ours: dict[str, torch.Tensor], ref: dict[str, torch.Tensor], what: str) -> None:
     for key, tensor in ours.items():
         assert tensor.dtype == ref[key].dtype, f"{what}.{key}: {tensor.dtype} != {ref[key].dtype}"
@@ -92,7 +84,7 @@ def _same_tensors(ours: dict[str, torch.Tensor], ref: dict[str, torch.Tensor], w
 
 
 @pytest.mark.parametrize("component", [
-    "text_encoder", "clip_image_encoder", pytest.param("transformer", marks=BUG_KEEP_FP32), "wan_vae",
+    "text_encoder", "clip_image_encoder", "transformer", "wan_vae",
     "geo_adapter", "vggt"])
 def test_fp16_files_equal_official_loaded_in_fp16(official_fp16, converted, component: str) -> None:
     on_disk = _files(converted["fp16"] / component)
@@ -104,9 +96,9 @@ def test_fp16_files_equal_official_loaded_in_fp16(official_fp16, converted, comp
 
 
 @pytest.mark.parametrize("component", [
-    pytest.param("text_encoder", marks=BUG_TRANSFORMERS_DTYPE),
-    pytest.param("clip_image_encoder", marks=BUG_TRANSFORMERS_DTYPE),
-    pytest.param("transformer", marks=BUG_KEEP_FP32), "wan_vae", "geo_adapter", "vggt"])
+    "text_encoder",
+    "clip_image_encoder",
+    "transformer", "wan_vae", "geo_adapter", "vggt"])
 def test_fp16_conversion_loads_back_like_official_fp16(official_fp16, converted, component: str) -> None:
     from gen3r.pipeline import Gen3RPipeline
 
@@ -169,8 +161,6 @@ def test_incomplete_checkpoint_leaves_no_output(tmp_path: Path, capsys: pytest.C
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken"]  # no temporary folder left behind
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: gen3r/cli/convert.py:38 calls iterdir() on an existing "
-                                       "file and raises NotADirectoryError instead of Gen3RError")
 def test_output_path_that_is_a_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "out"
     out.write_text("not a folder")

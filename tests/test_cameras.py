@@ -411,3 +411,12 @@ def test_trajectory_options_and_errors():
         make_trajectory("zoom_in", 4, K, distance=float("nan"))
     with pytest.raises(Gen3RError, match="official"):
         official_poses("pan_left", 4)
+
+
+@pytest.mark.parametrize("frames,scale", [("abc", 1.0), (None, 1.0), (5, -2.0), (5, 0.0), (5, "x"), (5, float("nan"))])
+def test_make_trajectory_rejects_bad_frames_and_scale(frames, scale):
+    from gen3r.cameras import make_trajectory
+
+    K = torch.tensor([[50.0, 0, 32], [0, 50.0, 32], [0, 0, 1]])
+    with pytest.raises(Gen3RError, match="num_frames|scene_scale"):
+        make_trajectory("zoom_in", frames, K, scene_scale=scale)

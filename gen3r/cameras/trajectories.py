@@ -160,9 +160,17 @@ TRAJECTORY_DESCRIPTIONS: dict[str, str] = {
 
 
 def _check_frames(num_frames: int) -> int:
-    if isinstance(num_frames, bool) or int(num_frames) != num_frames or num_frames < 1:
+    if (isinstance(num_frames, bool) or not isinstance(num_frames, (int, float))
+            or int(num_frames) != num_frames or num_frames < 1):
         raise Gen3RError(f"num_frames must be a positive integer, got {num_frames!r}")
     return int(num_frames)
+
+
+def _check_scale(scene_scale: float) -> float:
+    if (isinstance(scene_scale, bool) or not isinstance(scene_scale, (int, float))
+            or not math.isfinite(scene_scale) or scene_scale <= 0):
+        raise Gen3RError(f"scene_scale must be a positive finite number (scene units), got {scene_scale!r}")
+    return float(scene_scale)
 
 
 def official_poses(name: str, num_frames: int, scene_scale: float = 1.0) -> torch.Tensor:
@@ -170,7 +178,7 @@ def official_poses(name: str, num_frames: int, scene_scale: float = 1.0) -> torc
     if name not in OFFICIAL_TRAJECTORIES:
         raise Gen3RError(f"{name!r} is not an official trajectory; choose one of: {', '.join(OFFICIAL_TRAJECTORIES)}")
     builder, _ = _official(name)
-    return builder(_check_frames(num_frames), float(scene_scale), {})
+    return builder(_check_frames(num_frames), _check_scale(scene_scale), {})
 
 
 def make_trajectory(name: str, num_frames: int, intrinsics: torch.Tensor, scene_scale: float = 1.0,
@@ -197,8 +205,7 @@ def make_trajectory(name: str, num_frames: int, intrinsics: torch.Tensor, scene_
     for key, value in params.items():
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             raise Gen3RError(f"trajectory parameter {key}={value!r} must be a finite number")
-    if not math.isfinite(float(scene_scale)):
-        raise Gen3RError(f"scene_scale must be a finite number, got {scene_scale!r}")
+    scene_scale = _check_scale(scene_scale)
     frames = _check_frames(num_frames)
     k = intrinsics if isinstance(intrinsics, torch.Tensor) else torch.as_tensor(intrinsics, dtype=torch.float32)
     if k.shape not in ((3, 3), (frames, 3, 3)):

@@ -34,9 +34,12 @@ def run(args: argparse.Namespace) -> int:
 
     if detect_layout(args.official_dir) != "official":
         raise Gen3RError(f"{args.official_dir} is already in gen3r layout; nothing to convert")
+    if args.out_dir.exists() and not args.out_dir.is_dir():
+        raise Gen3RError(f"output {args.out_dir} is a file; pass a folder path for the converted checkpoint")
     if args.out_dir.exists() and any(args.out_dir.iterdir()) and not args.overwrite:
         raise Gen3RError(f"output folder {args.out_dir} exists and is not empty; choose another or pass --overwrite")
-    pipe = Gen3RPipeline.from_pretrained(args.official_dir, architecture=args.architecture)
-    pipe.save_converted(args.out_dir, dtype=getattr(torch, DTYPES[args.dtype]), overwrite=args.overwrite)
+    dtype = None if args.dtype == "fp32" else getattr(torch, DTYPES[args.dtype])
+    pipe = Gen3RPipeline.from_pretrained(args.official_dir, torch_dtype=dtype, architecture=args.architecture)
+    pipe.save_converted(args.out_dir, overwrite=args.overwrite)
     print(f"wrote {args.out_dir}")
     return 0

@@ -15,6 +15,7 @@ from gen3r.eval.camera_metrics import auc_from_errors, pose_auc, relative_pose_e
 from gen3r.eval.geometry_metrics import point_cloud_metrics
 from gen3r.eval.image_metrics import psnr, ssim
 from gen3r.eval.perceptual import LPIPS, lpips
+from gen3r.eval.runner import evaluate
 
 __all__ = ["psnr", "ssim", "LPIPS", "lpips", "point_cloud_metrics", "pose_auc", "relative_pose_errors",
-           "auc_from_errors"]
+           "auc_from_errors", "evaluate"]

@@ -47,6 +47,8 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     from gen3r.errors import Gen3RError
 
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise Gen3RError(f"output {path} is a file; pass a folder path")
     if path.exists() and any(path.iterdir()) and not overwrite:
         raise Gen3RError(f"output folder {path} exists and is not empty; choose another --out or pass --overwrite")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -141,21 +141,25 @@ def _load_diffusers_model(cls, folder: Path, torch_dtype: torch.dtype | None):
 
 
 def _load_transformers_model(cls, config_cls, folder: Path, torch_dtype: torch.dtype | None):
-    from gen3r.models._loading import cast_model, load_strict, read_weights_dir
+    """Our layout for transformers models: config.json + model.safetensors, strict, no random init.
+
+    Built on the meta device, the checked tensors are assigned (cast while reading), then the
+    state that lives outside the state dict is restored: UMT5's tied input embedding and CLIP's
+    non-persistent position ids.
+    """
+    from gen3r.models._loading import load_strict, read_weights_dir
 
     config = config_cls.from_pretrained(str(folder))
-    model = cls(config)
-    state = read_weights_dir(folder, ["model.safetensors"])
-    # transformers ties/aliases some weights (e.g. UMT5 shared <-> embed_tokens): accept either.
-    expected = model.state_dict()
-    for key in list(expected):
-        if key not in state:
-            alias = getattr(model, "_gen3r_aliases", {}).get(key)
-            if alias and alias in state:
-                state[key] = state[alias]
-    load_strict(model, state, f"{folder.name} ({cls.__name__})")
-    model.eval()
-    return cast_model(model, torch_dtype)
+    with torch.device("meta"):
+        model = cls(config)
+    state = read_weights_dir(folder, ["model.safetensors"], dtype=torch_dtype)
+    load_strict(model, state, f"{folder.name} ({cls.__name__})", assign=True)
+    if hasattr(model, "shared"):  # UMT5: encoder.embed_tokens is tied to shared
+        model.encoder.embed_tokens.weight = model.shared.weight
+    embeddings = getattr(getattr(model, "vision_model", None), "embeddings", None)
+    if embeddings is not None and hasattr(embeddings, "position_ids"):
+        embeddings.position_ids = torch.arange(embeddings.num_positions).expand((1, -1))
+    return model.eval()
 
 
 def load_gen3r_components(path: str | Path, torch_dtype: torch.dtype | None = None) -> dict[str, Any]:
@@ -184,12 +188,18 @@ def load_gen3r_components(path: str | Path, torch_dtype: torch.dtype | None = No
     }
 
 
-def save_gen3r_components(components: dict[str, Any], out: Path, dtype: torch.dtype | None = None) -> None:
-    """Write components in our layout into the (empty, temporary) folder ``out``."""
+def save_gen3r_components(components: dict[str, Any], out: Path) -> None:
+    """Write components in our layout into the (empty, temporary) folder ``out``.
+
+    Tensors are written in the dtype they have (load with ``torch_dtype`` to convert: that keeps
+    each model's ``_keep_in_fp32_modules`` in float32, like the official loaders).
+    """
     from safetensors.torch import save_file
 
+    from gen3r.pipeline.pipeline_gen3r import module_dtype
+
     index: dict[str, Any] = {"_class_name": "Gen3RPipeline", GEN3R_LAYOUT_KEY: GEN3R_LAYOUT_VERSION,
-                             "dtype": str(dtype).replace("torch.", "") if dtype else "float32"}
+                             "dtype": str(module_dtype(components["transformer"])).replace("torch.", "")}
     for name in COMPONENTS:
         comp = components[name]
         folder = out / name
@@ -198,8 +208,7 @@ def save_gen3r_components(components: dict[str, Any], out: Path, dtype: torch.dt
         if name in ("tokenizer", "scheduler"):
             comp.save_pretrained(str(folder))
             continue
-        state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous()
-                 for k, v in comp.state_dict().items()}
+        state = {k: v.contiguous() for k, v in comp.state_dict().items()}
         if name in ("text_encoder", "clip_image_encoder"):
             comp.config.save_pretrained(str(folder))
             _save_untied(save_file, state, folder / "model.safetensors")

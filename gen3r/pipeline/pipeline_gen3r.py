@@ -127,13 +127,17 @@ class Gen3RPipeline(DiffusionPipeline):
         pipe.checkpoint_layout = layout
         return pipe
 
-    def save_converted(self, out: str | Path, dtype: torch.dtype | None = None, overwrite: bool = False) -> None:
-        """Write all components in our layout (config + safetensors per component, index), atomically."""
+    def save_converted(self, out: str | Path, overwrite: bool = False) -> None:
+        """Write all components in our layout (config + safetensors per component, index), atomically.
+
+        Tensors keep their current dtypes: load with ``from_pretrained(torch_dtype=...)`` first to
+        convert (float32 modules such as the DiT time embedding stay float32).
+        """
         from gen3r.io.atomic import atomic_dir
         from gen3r.pipeline.loading import save_gen3r_components
 
         with atomic_dir(out, overwrite=overwrite) as tmp:
-            save_gen3r_components(self.components, tmp, dtype)
+            save_gen3r_components(self.components, tmp)
 
     # ------------------------------------------------------------------ memory options
     def keep_text_encoder_on_cpu(self, enabled: bool = True) -> None:

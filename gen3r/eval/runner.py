@@ -1,0 +1,599 @@
+"""The Gen3R benchmark loop: run the pipeline (and baselines) on dataset sequences, score, aggregate.
+
+One call of :func:`evaluate` processes the sequences of a dataset reader (``gen3r.eval.datasets``)
+for one task of the paper (section 4.2 / 4.3):
+
+* ``1view``: the first frame conditions generation; ``2view``: the first and last frames;
+  ``recon``: all frames (the pipeline's ``allview`` task, feed-forward reconstruction, never with
+  camera conditions, as the paper removes them "for fairness").
+* Per sequence: ``num_frames`` consecutive frames (49 in the paper) are read, resized and
+  centre-cropped to ``height x width`` (frames bilinear + antialias like the pipeline, depth by
+  nearest neighbour, intrinsics adjusted the same way); with ``camera_cond`` the ground-truth
+  cameras condition the generation (the pipeline makes them relative to the first frame).
+* Methods: ``gen3r`` (the full pipeline) and the baselines ``vggt`` (VGGT alone on the condition
+  frames), ``two_stage`` (VGGT on the frames Gen3R generated) and ``vae_only`` (recon only: VGGT
+  tokens -> geometry adapter encode -> decode -> VGGT heads).
+* Metrics per (sequence, method), see :func:`score_prediction`: PSNR / SSIM / LPIPS of generated
+  vs ground-truth frames (the non-condition frames; all frames for ``recon``), accuracy /
+  completeness / Chamfer of the unprojected point cloud after Umeyama Sim(3) alignment, and
+  relative pose errors (AUC@30/15/5, RRA@30, RTA@30).
+
+Output folder ``out_dir``: ``config.json`` (the settings; a resumed run must use the same),
+``metrics.jsonl`` (one JSON object per line and (sequence, method), appended with flush + fsync, so
+an interrupted run resumes where it stopped), ``results.md`` and ``results.csv`` (means per method,
+written atomically). Units: appearance metrics on images in ``[0, 1]``; geometry in the unit of the
+dataset's depth (metres for metric datasets); pose errors in degrees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from gen3r.errors import Gen3RError
+from gen3r.eval.camera_metrics import auc_from_errors, pose_auc
+from gen3r.eval.datasets import (
+    Co3Dv2Reader,
+    NerfstudioReader,
+    OfficialLayoutReader,
+    RealEstate10KReader,
+    SequenceData,
+    SequenceReader,
+    TartanAirReader,
+    WildRGBDReader,
+    sample_frame_indices,
+    sample_sequences,
+)
+from gen3r.eval.geometry_metrics import point_cloud_metrics
+from gen3r.eval.image_metrics import psnr, ssim
+from gen3r.eval.report import write_tables
+
+logger = logging.getLogger(__name__)
+
+#: Dataset name -> reader class; every reader takes ``(root, split_file=...)``.
+DATASETS: dict[str, Callable[..., SequenceReader]] = {
+    "re10k": RealEstate10KReader,
+    "dl3dv": NerfstudioReader,
+    "co3d": Co3Dv2Reader,
+    "wildrgbd": WildRGBDReader,
+    "tartanair": TartanAirReader,
+    "official": OfficialLayoutReader,
+}
+TASKS = ("1view", "2view", "recon")
+PIPELINE_TASK = {"1view": "1view", "2view": "2view", "recon": "allview"}
+#: Methods in the row order of the paper's tables (baselines first, ours last).
+METHODS = ("vggt", "vae_only", "two_stage", "gen3r")
+METHOD_LABELS = {"vggt": "VGGT", "vae_only": "Ours (VAE only)", "two_stage": "2-Stage", "gen3r": "Ours"}
+#: Baselines run when none are named: the ones the paper compares against for the task.
+DEFAULT_BASELINES = {"1view": ("vggt", "two_stage"), "2view": ("vggt", "two_stage"), "recon": ("vggt", "vae_only")}
+METRIC_KEYS = ("psnr", "ssim", "lpips", "accuracy", "completeness", "chamfer", "chamfer_relative_percent",
+               "auc30", "auc15", "auc5", "rra30", "rta30", "rra_mean_deg", "rta_mean_deg")
+JSONL_NAME, CONFIG_NAME = "metrics.jsonl", "config.json"
+
+
+# ------------------------------------------------------------------------------------------ config
+
+@dataclass
+class EvalConfig:
+    """Settings of one evaluation run (stored in ``config.json``; a resumed run must match).
+
+    Attributes:
+        task: ``1view`` | ``2view`` | ``recon``.
+        methods: subset of :data:`METHODS`; ``gen3r`` and ``two_stage`` share one pipeline call.
+        num_frames: frames per clip (4k+1; 49 in the paper). ``stride``: frame step of the clip.
+        height, width: working resolution (multiples of 112; 560 in the paper).
+        num_sequences: sample this many sequences (``sample_sequences`` with ``seed``); None = all.
+        steps, guidance, prompt: pipeline sampling settings. ``seed``: sequence sampling and the
+            per-sequence generator seed (``seed`` combined with a CRC32 of the sequence name).
+        camera_cond: condition on the ground-truth cameras; None = True for 1view/2view, False
+            for recon (which never uses cameras).
+        num_points: farthest-point-sampling size of each cloud (20 000 in the paper).
+        max_depth: ground-truth pixels deeper than this (dataset unit) count as unknown, e.g. the
+            ~10 km sky of TartanAir; None keeps every pixel with depth > 0.
+        max_points: optional cap on the pixels entering the geometry metrics (a fixed random
+            subset of the pixels, the same for prediction and ground truth); None = all pixels.
+        lpips_net: trunk of the LPIPS model (stored for the record; the model is passed in).
+    """
+
+    task: str
+    methods: tuple[str, ...] = ("gen3r",)
+    num_frames: int = 49
+    stride: int = 1
+    height: int = 560
+    width: int = 560
+    num_sequences: int | None = None
+    steps: int = 50
+    guidance: float = 5.0
+    prompt: str = ""
+    seed: int = 0
+    camera_cond: bool | None = None
+    num_points: int = 20000
+    max_depth: float | None = None
+    max_points: int | None = None
+    lpips_net: str | None = None
+
+    def __post_init__(self) -> None:
+        from gen3r.pipeline.preprocess import check_size
+
+        if self.task not in TASKS:
+            raise Gen3RError(f"unknown task {self.task!r}; use one of {', '.join(TASKS)}")
+        self.methods = tuple(m for m in METHODS if m in self.methods)  # table order, no duplicates
+        if not self.methods:
+            raise Gen3RError(f"no method to evaluate; choose from {', '.join(METHODS)}")
+        if "vae_only" in self.methods and self.task != "recon":
+            raise Gen3RError("vae_only is a reconstruction baseline (it encodes all frames); use --task recon")
+        check_size(self.num_frames, self.height, self.width)
+        if self.task == "2view" and self.num_frames < 2:
+            raise Gen3RError("2view needs at least 2 frames; raise --frames")
+        if self.camera_cond is None:
+            self.camera_cond = self.task != "recon"
+        if self.camera_cond and self.task == "recon":
+            raise Gen3RError("recon runs without camera conditions (paper section 4.3); drop --camera-cond")
+        if self.num_points < 1 or (self.max_points is not None and self.max_points < 3):
+            raise Gen3RError("num_points must be >= 1 and max_points >= 3")
+        if self.max_depth is not None and not self.max_depth > 0:
+            raise Gen3RError(f"max_depth must be a positive depth, got {self.max_depth}")
+
+    def condition_indices(self) -> list[int]:
+        """Clip frames given to the model: first; first and last; or all (recon)."""
+        if self.task == "1view":
+            return [0]
+        if self.task == "2view":
+            return [0, self.num_frames - 1]
+        return list(range(self.num_frames))
+
+    def appearance_indices(self) -> list[int]:
+        """Clip frames scored for appearance: the generated (non-condition) ones; all for recon."""
+        cond = set(self.condition_indices())
+        rest = [i for i in range(self.num_frames) if i not in cond]
+        return rest or list(range(self.num_frames))
+
+
+# ------------------------------------------------------------------------------------------ inputs
+
+@dataclass
+class EvalSequence:
+    """One clip at the working resolution with its ground truth.
+
+    ``frames`` (F, 3, H, W) float32 in [0, 1]; ``cameras`` :class:`gen3r.cameras.Cameras` (OpenCV
+    w2c in the dataset's unit, pixel intrinsics of H x W); ``depth`` (F, H, W) z-depth or None;
+    ``points`` (F, H, W, 3) float64 world points (dataset frame and unit) or None; ``valid`` (F, H,
+    W) bool (0 < depth <= max_depth).
+    """
+
+    name: str
+    frames: torch.Tensor
+    cameras: Any
+    depth: np.ndarray | None
+    points: np.ndarray | None
+    valid: np.ndarray | None
+
+
+def _resize_depth(depth: np.ndarray, dst_hw: tuple[int, int]) -> np.ndarray:
+    """Depth (F, h, w) -> (F, H, W) with the pipeline's resize + centre crop, nearest neighbour.
+
+    Nearest neighbour never blends a valid depth with an unknown (0) one or across depth edges.
+    """
+    from gen3r.cameras import resize_and_center_crop_params
+
+    (new_h, new_w), top, left = resize_and_center_crop_params(depth.shape[-2:], dst_hw)
+    t = torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))[:, None]
+    if (new_h, new_w) != tuple(depth.shape[-2:]):
+        t = F.interpolate(t, size=(new_h, new_w), mode="nearest-exact")
+    return t[:, 0, top:top + dst_hw[0], left:left + dst_hw[1]].numpy()
+
+
+def prepare_sequence(data: SequenceData, height: int, width: int, max_depth: float | None = None) -> EvalSequence:
+    """Resize + centre-crop frames, depth and intrinsics of ``data``; unproject the ground truth.
+
+    Ground-truth pixels are valid where ``0 < depth`` (and ``depth <= max_depth`` when given).
+    """
+    from gen3r.cameras import Cameras
+    from gen3r.geometry import unproject_depth
+    from gen3r.pipeline.preprocess import resize_and_center_crop
+
+    src_hw = tuple(data.frames.shape[1:3])
+    frames = torch.from_numpy(np.ascontiguousarray(data.frames)).permute(0, 3, 1, 2).float()
+    frames = resize_and_center_crop(frames, height, width).clamp(0, 1).contiguous()
+    cameras = Cameras(torch.as_tensor(data.extrinsics, dtype=torch.float64),
+                      torch.as_tensor(data.intrinsics, dtype=torch.float64), src_hw)
+    cameras = cameras.resize_and_center_crop(None, (height, width))
+    depth = points = valid = None
+    if data.depth is not None:
+        depth = _resize_depth(data.depth, (height, width))
+        ext, intr = cameras.numpy()
+        points = unproject_depth(depth, ext, intr)
+        valid = (depth > 0) if max_depth is None else (depth > 0) & (depth <= max_depth)
+    return EvalSequence(name=data.name, frames=frames, cameras=cameras, depth=depth, points=points, valid=valid)
+
+
+# ----------------------------------------------------------------------------------- predictions
+
+@dataclass
+class Prediction:
+    """What one method produced for the clip frames ``frames`` (indices into the clip).
+
+    ``rgb`` (n, H, W, 3) float32 in [0, 1] or None; ``extrinsics`` (n, 3, 4) OpenCV w2c or None;
+    ``world_points`` (n, H, W, 3) in the method's own frame and unit, ``point_mask`` (n, H, W) bool.
+    """
+
+    frames: list[int]
+    rgb: np.ndarray | None = None
+    extrinsics: np.ndarray | None = None
+    world_points: np.ndarray | None = None
+    point_mask: np.ndarray | None = None
+
+
+def _device_dtype(module: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
+    param = next(module.parameters(), None)
+    return (param.device, param.dtype) if param is not None else (torch.device("cpu"), torch.float32)
+
+
+@torch.no_grad()
+def vggt_reconstruct(vggt: torch.nn.Module, frames: torch.Tensor) -> dict[str, np.ndarray]:
+    """VGGT on frames (n, 3, H, W) in [0, 1]: cameras + depth head, depth unprojected with them.
+
+    Returns ``extrinsics`` (n, 3, 4) OpenCV w2c, ``intrinsics`` (n, 3, 3) px, ``world_points``
+    (n, H, W, 3) float64 in the first frame's camera frame (VGGT normalised units) and
+    ``point_mask`` (n, H, W) (the pipeline's percentile depth mask), as the paper's VGGT baseline.
+    """
+    from gen3r.cameras import pose_encoding_to_extri_intri
+    from gen3r.geometry import unproject_depth
+
+    height, width = frames.shape[-2:]
+    device, dtype = _device_dtype(vggt)
+    tokens, start = vggt.aggregate(frames[None].to(device, dtype))
+    pose = vggt.predict_cameras(tokens)[-1].float()
+    extrinsics, intrinsics = pose_encoding_to_extri_intri(pose, (height, width))
+    depth, _ = vggt.predict_depth(tokens, (height, width), patch_start_idx=start)
+    depth = depth.float().squeeze(-1)[0].cpu()
+    points, mask = unproject_depth(depth, extrinsics[0].cpu(), intrinsics[0].cpu(), return_mask=True)
+    return {"extrinsics": extrinsics[0].cpu().double().numpy(), "intrinsics": intrinsics[0].cpu().double().numpy(),
+            "world_points": np.asarray(points), "point_mask": np.asarray(mask, dtype=bool)}
+
+
+def _sequence_seed(seed: int, name: str) -> int:
+    return (int(seed) * 1_000_003 + zlib.crc32(name.encode())) % (2 ** 63)
+
+
+def run_gen3r(pipe: Any, seq: EvalSequence, cfg: EvalConfig) -> Prediction:
+    """The full pipeline on the condition frames of ``seq`` (GT cameras when ``cfg.camera_cond``)."""
+    cond = cfg.condition_indices()
+    out = pipe(seq.frames[cond][None], task=PIPELINE_TASK[cfg.task],
+               cameras=seq.cameras if cfg.camera_cond else None, prompt=cfg.prompt, num_frames=cfg.num_frames,
+               height=cfg.height, width=cfg.width, num_inference_steps=cfg.steps, guidance_scale=cfg.guidance,
+               generator=torch.Generator().manual_seed(_sequence_seed(cfg.seed, seq.name)))
+    return Prediction(frames=list(range(cfg.num_frames)), rgb=np.asarray(out.rgb[0], dtype=np.float32),
+                      extrinsics=np.asarray(out.extrinsics[0], dtype=np.float64),
+                      world_points=np.asarray(out.world_points[0], dtype=np.float64),
+                      point_mask=np.asarray(out.point_mask[0], dtype=bool))
+
+
+def run_vggt(vggt: torch.nn.Module, frames: torch.Tensor, indices: Sequence[int],
+             rgb: np.ndarray | None = None) -> Prediction:
+    """VGGT reconstruction of ``frames`` (the clip frames ``indices``), optionally carrying ``rgb``."""
+    rec = vggt_reconstruct(vggt, frames)
+    return Prediction(frames=list(indices), rgb=rgb, extrinsics=rec["extrinsics"],
+                      world_points=rec["world_points"], point_mask=rec["point_mask"])
+
+
+def run_vae_only(pipe: Any, seq: EvalSequence) -> Prediction:
+    """VGGT tokens -> geometry adapter encode (posterior mean) -> decode -> VGGT heads (paper Table 3)."""
+    posterior = pipe.encode_geometry(seq.frames[None])
+    geo = pipe.decode_geometry(posterior.mean, seq.frames.shape[-2], seq.frames.shape[-1])
+    return Prediction(frames=list(range(seq.frames.shape[0])),
+                      extrinsics=np.asarray(geo["extrinsics"][0].cpu(), dtype=np.float64),
+                      world_points=np.asarray(geo["world_points"][0], dtype=np.float64),
+                      point_mask=np.asarray(geo["point_mask"][0], dtype=bool))
+
+
+def predict(pipe: Any, seq: EvalSequence, cfg: EvalConfig, methods: Sequence[str]) -> dict[str, Prediction]:
+    """Run ``methods`` on one clip; ``gen3r`` and ``two_stage`` share one pipeline call."""
+    preds: dict[str, Prediction] = {}
+    if "gen3r" in methods or "two_stage" in methods:
+        ours = run_gen3r(pipe, seq, cfg)
+        if "gen3r" in methods:
+            preds["gen3r"] = ours
+        if "two_stage" in methods:
+            generated = torch.from_numpy(ours.rgb).permute(0, 3, 1, 2).contiguous()
+            preds["two_stage"] = run_vggt(pipe.vggt, generated, ours.frames, rgb=ours.rgb)
+    if "vggt" in methods:
+        cond = cfg.condition_indices()
+        preds["vggt"] = run_vggt(pipe.vggt, seq.frames[cond], cond)
+    if "vae_only" in methods:
+        preds["vae_only"] = run_vae_only(pipe, seq)
+    return preds
+
+
+# ---------------------------------------------------------------------------------------- scoring
+
+def appearance_metrics(rgb: np.ndarray, gt: torch.Tensor,
+                       lpips_model: torch.nn.Module | None) -> dict[str, float | None]:
+    """Mean over frames of PSNR / SSIM / LPIPS; ``rgb`` (n, H, W, 3), ``gt`` (n, 3, H, W) in [0, 1]."""
+    pred = torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2).double().clamp(0, 1)
+    target = gt.double()
+    out: dict[str, float | None] = {"psnr": float(psnr(pred, target).mean()),
+                                    "ssim": float(ssim(pred, target).mean()), "lpips": None}
+    if lpips_model is not None:
+        from gen3r.eval import lpips
+
+        out["lpips"] = float(lpips(pred.float(), target.float(), model=lpips_model).mean())
+    return out
+
+
+def _subsample(arrays: Sequence[np.ndarray], max_points: int | None, seed: int) -> list[np.ndarray]:
+    """The same random pixel subset (at most ``max_points``) of per-pixel arrays (n, H, W, ...)."""
+    flat = [a.reshape(-1, *a.shape[3:]) for a in arrays]
+    total = flat[0].shape[0]
+    if max_points is None or total <= max_points:
+        return flat
+    keep = np.sort(np.random.default_rng(seed).choice(total, size=max_points, replace=False))
+    return [a[keep] for a in flat]
+
+
+def geometry_metrics(pred: Prediction, seq: EvalSequence, cfg: EvalConfig) -> dict[str, float]:
+    """Accuracy / completeness / Chamfer (GT units) of ``pred`` against all ground-truth frames.
+
+    Alignment: Umeyama Sim(3) on corresponding pixels (predicted frame i <-> ground-truth frame i)
+    valid in both. When the prediction covers only some frames (the VGGT baseline on condition
+    views), the alignment uses those frames and the predicted cloud is compared with the ground
+    truth of the whole clip, so geometry the method did not produce lowers its completeness.
+    """
+    from gen3r.geometry import apply_sim3, umeyama
+
+    idx = pred.frames
+    full = idx == list(range(seq.points.shape[0]))
+    g_pts, g_mask = (seq.points, seq.valid) if full else (seq.points[idx], seq.valid[idx])
+    p_pts, p_mask, g_sub, g_sub_mask = _subsample([pred.world_points, pred.point_mask, g_pts, g_mask],
+                                                  cfg.max_points, cfg.seed)
+    if full:
+        res = point_cloud_metrics(p_pts, g_sub, align=True, num_points=cfg.num_points, seed=cfg.seed,
+                                  pred_mask=p_mask, gt_mask=g_sub_mask)
+    else:
+        both = p_mask & g_sub_mask & np.isfinite(p_pts).all(-1)
+        if both.sum() < 3:
+            raise Gen3RError("fewer than 3 pixels are valid in both clouds; cannot align")
+        scale, rot, trans = umeyama(p_pts[both], g_sub[both], with_scale=True)
+        aligned = apply_sim3(p_pts, float(scale), np.asarray(rot), np.asarray(trans))
+        g_all, g_all_mask = _subsample([seq.points, seq.valid], cfg.max_points, cfg.seed)
+        res = point_cloud_metrics(aligned, g_all, align=False, num_points=cfg.num_points, seed=cfg.seed,
+                                  pred_mask=p_mask, gt_mask=g_all_mask)
+        res["scale"] = float(scale)
+    return {k: float(res[k]) for k in ("accuracy", "completeness", "chamfer", "chamfer_relative_percent", "scale")}
+
+
+def camera_metrics(extrinsics: np.ndarray, gt_w2c: np.ndarray) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """VGGT-protocol pose accuracy of ``extrinsics`` (n >= 2) vs ``gt_w2c``; also the per-pair errors."""
+    res = {t: pose_auc(extrinsics, gt_w2c, max_threshold=t) for t in (30, 15, 5)}
+    rra, rta = np.asarray(res[30]["rra"], np.float64), np.asarray(res[30]["rta"], np.float64)
+    metrics = {"auc30": res[30]["auc"], "auc15": res[15]["auc"], "auc5": res[5]["auc"],
+               "rra30": res[30]["rra_acc"], "rta30": res[30]["rta_acc"],
+               "rra_mean_deg": float(rra.mean()), "rta_mean_deg": float(rta.mean())}
+    errors = {"rra": [round(float(x), 6) for x in rra], "rta": [round(float(x), 6) for x in rta]}
+    return {k: float(v) for k, v in metrics.items()}, errors
+
+
+def score_prediction(pred: Prediction, seq: EvalSequence, cfg: EvalConfig,
+                     lpips_model: torch.nn.Module | None = None) -> dict[str, Any]:
+    """All metrics of one prediction: ``metrics`` (None where not applicable), ``pose_errors``, ``errors``.
+
+    Appearance: frames of ``cfg.appearance_indices()`` the prediction covers. Geometry: needs
+    ground-truth depth. Cameras: needs at least 2 predicted frames. A metric that fails on this
+    sequence (e.g. no valid predicted pixel) is left empty and its message kept in ``errors``.
+    """
+    metrics: dict[str, float | None] = dict.fromkeys(METRIC_KEYS)
+    errors: dict[str, str] = {}
+    pose_errors = None
+    if pred.rgb is not None:
+        frames = [i for i in cfg.appearance_indices() if i in pred.frames]
+        local = [pred.frames.index(i) for i in frames]
+        metrics.update(appearance_metrics(pred.rgb[local], seq.frames[frames], lpips_model))
+    if pred.world_points is not None and seq.points is not None:
+        try:
+            metrics.update({k: v for k, v in geometry_metrics(pred, seq, cfg).items() if k in metrics})
+        except Gen3RError as exc:
+            errors["geometry"] = str(exc)
+            logger.warning("%s: geometry metrics skipped: %s", seq.name, exc)
+    if pred.extrinsics is not None and len(pred.frames) >= 2:
+        gt_w2c = seq.cameras.extrinsics[pred.frames].double().numpy()
+        try:
+            cam, pose_errors = camera_metrics(pred.extrinsics, gt_w2c)
+            metrics.update(cam)
+        except Gen3RError as exc:
+            errors["camera"] = str(exc)
+            logger.warning("%s: camera metrics skipped: %s", seq.name, exc)
+    return {"metrics": metrics, "pose_errors": pose_errors, "errors": errors, "frames": pred.frames}
+
+
+# ------------------------------------------------------------------------------------------ files
+
+def read_records(out_dir: str | Path) -> list[dict[str, Any]]:
+    """The records of ``out_dir/metrics.jsonl``; a torn last line (interrupted write) is dropped."""
+    from gen3r.io.atomic import atomic_path
+
+    path = Path(out_dir) / JSONL_NAME
+    if not path.is_file():
+        return []
+    raw = path.read_bytes()
+    if raw and not raw.endswith(b"\n"):
+        keep = raw[: raw.rfind(b"\n") + 1]
+        logger.warning("%s ends with an incomplete line (interrupted run); dropping it", path)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(keep)
+        raw = keep
+    records = []
+    for n, line in enumerate(raw.decode().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError as exc:
+            raise Gen3RError(f"line {n} of {path} is not JSON ({exc}); delete that line or use a fresh --out") from exc
+        if not isinstance(rec, dict) or "sequence" not in rec or "method" not in rec:
+            raise Gen3RError(f"line {n} of {path} is not an evaluation record; use a fresh --out")
+        records.append(rec)
+    return records
+
+
+def _append_record(path: Path, record: dict[str, Any]) -> None:
+    line = json.dumps(record, separators=(",", ":")) + "\n"
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def run_config(cfg: EvalConfig, reader: SequenceReader, sequences: Sequence[str], dataset: str | None = None,
+               checkpoint: str | None = None) -> dict[str, Any]:
+    """The ``config.json`` content of a run: dataset, every setting, the sequence list, the checkpoint."""
+    return {"dataset": dataset or reader.dataset, "dataset_label": reader.dataset, **dataclasses.asdict(cfg),
+            "methods": list(cfg.methods), "sequences": list(sequences), "checkpoint": checkpoint}
+
+
+def check_config(out_dir: str | Path, config: dict[str, Any], write: bool = True) -> None:
+    """Check that ``out_dir`` holds no run with other settings (methods may differ); then write
+    ``config.json`` (methods merged) unless ``write`` is False."""
+    from gen3r.io.atomic import atomic_path
+
+    out_dir = Path(out_dir)
+    path = out_dir / CONFIG_NAME
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except ValueError as exc:
+            raise Gen3RError(f"{path} is not JSON ({exc}); use a fresh --out") from exc
+        diff = sorted(k for k in set(old) | set(config) if k not in ("methods", "checkpoint")
+                      and old.get(k) != config.get(k))
+        if diff:
+            raise Gen3RError(f"{out_dir} holds results of a run with other settings ({', '.join(diff)} differ); "
+                             "use a fresh --out or the same settings")
+        config = {**old, **config, "checkpoint": config.get("checkpoint") or old.get("checkpoint"),
+                  "methods": [m for m in METHODS if m in set(old.get("methods", [])) | set(config["methods"])]}
+    if write:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(config, indent=1) + "\n")
+
+
+def pending_methods(out_dir: str | Path, sequences: Sequence[str], methods: Sequence[str]) -> dict[str, list[str]]:
+    """Sequence -> methods still missing from ``metrics.jsonl`` (sequences with nothing left are omitted)."""
+    done = {(r["sequence"], r["method"]) for r in read_records(out_dir)}
+    todo = {s: [m for m in methods if (s, m) not in done] for s in sequences}
+    return {s: m for s, m in todo.items() if m}
+
+
+def select_sequences(reader: SequenceReader, num_sequences: int | None, seed: int) -> list[str]:
+    """The reader's sequences (split file applied), sampled down to ``num_sequences`` with ``seed``."""
+    names = reader.names()
+    if not names:
+        raise Gen3RError(f"{reader.dataset}: no sequences found; check --root (and --split)")
+    return names if num_sequences is None else sample_sequences(names, num_sequences, seed)
+
+
+# ------------------------------------------------------------------------------------------- main
+
+def evaluate(pipe: Any, dataset_reader: SequenceReader, task: str, out_dir: str | Path, *,
+             lpips_model: torch.nn.Module | None = None, dataset: str | None = None,
+             sequences: Sequence[str] | None = None, **settings: Any) -> dict[str, dict[str, Any]]:
+    """Evaluate ``pipe`` (a :class:`~gen3r.pipeline.Gen3RPipeline`) on a dataset; see the module docstring.
+
+    Args:
+        pipe: the pipeline (``__call__``, ``vggt``, ``encode_geometry``/``decode_geometry``); may be
+            None when every sequence is already done (then only the tables are rewritten).
+        dataset_reader: a reader of :mod:`gen3r.eval.datasets`.
+        task: ``1view`` | ``2view`` | ``recon``.
+        out_dir: output folder (created; resumed when it holds an earlier run of the same settings).
+        lpips_model: an :class:`gen3r.eval.LPIPS` model, or None to leave LPIPS empty.
+        dataset: name stored in the config and the table title (default: the reader's).
+        sequences: explicit sequence names (default: :func:`select_sequences`).
+        **settings: the other :class:`EvalConfig` fields (methods, num_frames, height, ...).
+
+    Returns:
+        :func:`summarize` of ``out_dir`` (per method: means, dataset-level pose AUC, counts).
+    """
+    cfg = EvalConfig(task=task, **settings)
+    out_dir = Path(out_dir)
+    if lpips_model is None:
+        logger.warning("no LPIPS weights given: the LPIPS column stays empty (pass --lpips-weights)")
+    names = list(sequences) if sequences is not None else select_sequences(dataset_reader, cfg.num_sequences,
+                                                                          cfg.seed)
+    config = run_config(cfg, dataset_reader, names, dataset, getattr(pipe, "checkpoint_path", None))
+    check_config(out_dir, config)
+    todo = pending_methods(out_dir, names, cfg.methods)
+    if todo and pipe is None:
+        raise Gen3RError(f"{len(todo)} sequences still need a pipeline; pass one")
+    logger.info("%s: %d sequences, %d to run (%s)", config["dataset"], len(names), len(todo), ", ".join(cfg.methods))
+    for name in tqdm(list(todo), desc=f"eval {cfg.task}", disable=None):
+        for record in _evaluate_sequence(pipe, dataset_reader, name, cfg, todo[name], lpips_model):
+            _append_record(out_dir / JSONL_NAME, record)
+    summary = summarize(out_dir)
+    write_tables(out_dir, summary, config)
+    return summary
+
+
+def _evaluate_sequence(pipe: Any, reader: SequenceReader, name: str, cfg: EvalConfig, methods: Sequence[str],
+                       lpips_model: torch.nn.Module | None) -> list[dict[str, Any]]:
+    """Records of one sequence; a sequence too short for the clip yields ``skipped`` records."""
+    base = {"sequence": name, "task": cfg.task}
+    try:
+        idx = sample_frame_indices(reader.num_frames(name), cfg.num_frames, cfg.stride, start=0)
+    except Gen3RError as exc:
+        logger.warning("%s skipped: %s", name, exc)
+        return [{**base, "method": m, "skipped": str(exc)} for m in methods]
+    start = time.perf_counter()
+    data = reader.load(name, idx)
+    seq = prepare_sequence(data, cfg.height, cfg.width, cfg.max_depth)
+    if seq.points is None:
+        logger.info("%s has no ground-truth depth: geometry metrics stay empty", name)
+    preds = predict(pipe, seq, cfg, methods)
+    records = [{**base, "method": m, "frame_ids": data.frame_ids, **score_prediction(preds[m], seq, cfg, lpips_model)}
+               for m in methods]
+    seconds = round(time.perf_counter() - start, 3)  # reading + all methods + scoring of this sequence
+    return [{**r, "sequence_seconds": seconds} for r in records]
+
+
+def summarize(out_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """Per method: mean of every metric over the sequences that have it, dataset-level pose metrics.
+
+    Pose AUC@30/15/5 and RRA@30 / RTA@30 are computed, as VGGT does, from the per-pair errors of
+    all sequences concatenated; the other metrics are means of per-sequence values (per-sequence
+    appearance values are themselves means over frames). ``num_sequences`` counts scored
+    sequences, ``num_skipped`` those too short for the clip.
+    """
+    by_method: dict[str, list[dict[str, Any]]] = {}
+    for rec in read_records(out_dir):
+        by_method.setdefault(rec["method"], []).append(rec)
+    summary: dict[str, dict[str, Any]] = {}
+    for method in sorted(by_method, key=lambda m: METHODS.index(m) if m in METHODS else len(METHODS)):
+        recs = [r for r in by_method[method] if "skipped" not in r]
+        row: dict[str, Any] = {"label": METHOD_LABELS.get(method, method), "num_sequences": len(recs),
+                               "num_skipped": len(by_method[method]) - len(recs)}
+        for key in METRIC_KEYS:
+            values = [r["metrics"][key] for r in recs if r["metrics"].get(key) is not None]
+            row[key] = float(np.mean(values)) if values else None
+        rra = np.concatenate([r["pose_errors"]["rra"] for r in recs if r.get("pose_errors")] or [np.zeros(0)])
+        rta = np.concatenate([r["pose_errors"]["rta"] for r in recs if r.get("pose_errors")] or [np.zeros(0)])
+        if len(rra):
+            row.update(auc30=auc_from_errors(rra, rta, 30), auc15=auc_from_errors(rra, rta, 15),
+                       auc5=auc_from_errors(rra, rta, 5), rra30=float((rra < 30).mean()),
+                       rta30=float((rta < 30).mean()), rra_mean_deg=float(rra.mean()), rta_mean_deg=float(rta.mean()))
+        summary[method] = row
+    return summary
+
+
+__all__ = ["DATASETS", "TASKS", "METHODS", "METHOD_LABELS", "DEFAULT_BASELINES", "EvalConfig", "EvalSequence",
+           "Prediction", "evaluate", "summarize", "prepare_sequence", "predict", "score_prediction",
+           "vggt_reconstruct", "read_records", "pending_methods", "select_sequences", "run_config", "check_config"]

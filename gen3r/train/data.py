@@ -1,0 +1,318 @@
+"""Training data: the official Gen3R training layout, procedural scenes, weighted multi-dataset draws.
+
+A *sample* is a dict with
+
+* ``frames``: (F, 3, H, W) float32 in [0, 1], resized to cover (H, W) and centre-cropped;
+* ``cameras``: :class:`gen3r.cameras.Cameras` of the F frames for the (H, W) crop, poses relative
+  to the first frame (frame 0 = identity; OpenCV world-to-camera; scene units of the source data);
+* ``caption``: one line of the scene's captions (random);
+* ``source``: ``"<dataset>/<scene index>"``.
+
+Randomness (frame stride and start, padding split, caption line, dataset choice) comes from an
+explicit ``numpy.random.Generator``. :class:`WeightedMultiDataset` derives it from ``(seed, draw
+index)``, so draw ``k`` is the same sample on every run: resuming training only needs the step.
+
+Official layout (spec section 8.2): ``<root>/<dataset>/<split>_videos_dirs.txt`` (one ``images``
+folder per line), ``<split>_cameras_paths.txt`` (``transforms.json`` per line) and
+``<split>_captions_paths.txt`` (``captions.txt`` per line); ``transforms.json`` holds per frame
+``file_path``, ``fl_x``, ``fl_y``, ``cx``, ``cy``, ``w``, ``h`` (pixels of the stored image) and
+``transform_matrix`` = OpenCV camera-to-world 4x4. Relative paths in the index files are resolved
+against the dataset folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from gen3r.cameras import Cameras
+from gen3r.errors import Gen3RError
+from gen3r.pipeline.preprocess import IMAGE_SUFFIXES, read_image, resize_and_center_crop
+from gen3r.train.config import OFFICIAL_DATASET_WEIGHTS, DataConfig
+
+logger = logging.getLogger(__name__)
+
+#: Prompts longer than this are replaced by "" (official ``clean_prompt``).
+MAX_CAPTION_CHARS = 1000
+_INDEX_KEYS = ("videos_dirs", "cameras_paths", "captions_paths")
+
+
+# ------------------------------------------------------------------------------------ frame choice
+
+def select_frames(num_available: int, num_frames: int, max_stride: int, rng: np.random.Generator) -> list[int]:
+    """Indices of ``num_frames`` frames out of ``num_available`` (official ``VideoDataset``).
+
+    The stride is drawn uniformly from ``1..max_stride``; if the clip is too short for it the
+    stride drops to 1; the start is uniform over the valid range. A clip shorter than
+    ``num_frames`` is used whole and padded by repeating its first frame ``p`` times and its last
+    frame ``num_frames - num_available - p`` times, ``p`` uniform in ``[0, missing]``.
+    """
+    if num_available < 1:
+        raise Gen3RError("a training clip has no frames; remove it from the index files")
+    stride = int(rng.integers(1, max_stride + 1))
+    if (num_frames - 1) * stride + 1 > num_available:
+        stride = 1
+    span = (num_frames - 1) * stride + 1
+    if span <= num_available:
+        start = int(rng.integers(0, num_available - span + 1))
+        return [start + i * stride for i in range(num_frames)]
+    missing = num_frames - num_available
+    before = int(rng.integers(0, missing + 1))
+    return [0] * before + list(range(num_available)) + [num_available - 1] * (missing - before)
+
+
+def clean_caption(text: str) -> str:
+    """Strip whitespace; captions over :data:`MAX_CAPTION_CHARS` characters become ""."""
+    text = text.strip()
+    return "" if len(text) > MAX_CAPTION_CHARS else text
+
+
+def _pick_caption(lines: Sequence[str], rng: np.random.Generator) -> str:
+    lines = [line for line in lines if line.strip()]
+    return clean_caption(lines[int(rng.integers(len(lines)))]) if lines else ""
+
+
+def _finish(frames: torch.Tensor, cameras: Cameras, height: int, width: int) -> tuple[torch.Tensor, Cameras]:
+    """Resize-to-cover + centre crop of frames (F, 3, h, w) and the matching intrinsics change."""
+    src = tuple(frames.shape[-2:])
+    frames = resize_and_center_crop(frames, height, width).clamp(0, 1)
+    cameras = cameras.resize_and_center_crop(src, (height, width)).relative_to_first()
+    return frames.float().contiguous(), cameras
+
+
+# ------------------------------------------------------------------------------- official layout
+
+def _read_lines(path: Path) -> list[str]:
+    if not path.is_file():
+        raise Gen3RError(f"index file {path} is missing; the official layout needs "
+                         f"<dataset>/<split>_{{{','.join(_INDEX_KEYS)}}}.txt")
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def _c2w_and_intrinsics(transforms: Mapping[str, Any], frame: Mapping[str, Any], where: str
+                        ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """(4x4 c2w, 3x3 K, (h, w)) of one transforms.json frame; per-frame keys override top-level ones."""
+    def get(key: str) -> Any:
+        value = frame.get(key, transforms.get(key))
+        if value is None:
+            raise Gen3RError(f"{where}: missing {key!r}; every frame needs fl_x, fl_y, cx, cy, w, h, "
+                             "transform_matrix (or top-level intrinsics)")
+        return value
+
+    c2w = np.asarray(get("transform_matrix"), dtype=np.float64)
+    if c2w.shape not in ((4, 4), (3, 4)):
+        raise Gen3RError(f"{where}: transform_matrix must be 4x4 (or 3x4), got shape {c2w.shape}")
+    k = np.array([[get("fl_x"), 0.0, get("cx")], [0.0, get("fl_y"), get("cy")], [0.0, 0.0, 1.0]],
+                 dtype=np.float64)
+    return c2w, k, (int(get("h")), int(get("w")))
+
+
+class OfficialLayoutDataset(Dataset):
+    """One dataset folder of the official training layout (``<root>/<dataset>``, split ``split``).
+
+    ``__getitem__(i)`` draws from scene ``i`` with randomness from ``(seed, i)``; :meth:`load`
+    takes an explicit generator. Frames are read lazily (only the selected files).
+    """
+
+    def __init__(self, folder: str | Path, split: str = "train", num_frames: int = 49, height: int = 560,
+                 width: int = 560, max_stride: int = 1, seed: int = 0) -> None:
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise Gen3RError(f"dataset folder {self.folder} does not exist; check data.root")
+        lists = [_read_lines(self.folder / f"{split}_{key}.txt") for key in _INDEX_KEYS]
+        if len({len(lst) for lst in lists}) != 1:
+            raise Gen3RError(f"{self.folder}: the {split}_*.txt index files list different numbers of scenes "
+                             f"({', '.join(str(len(lst)) for lst in lists)}); regenerate them")
+        if not lists[0]:
+            raise Gen3RError(f"{self.folder}/{split}_videos_dirs.txt lists no scenes")
+        self.scenes = [tuple(self._resolve(p) for p in paths) for paths in zip(*lists)]
+        self.name, self.num_frames, self.height, self.width = self.folder.name, num_frames, height, width
+        self.max_stride, self.seed = max_stride, seed
+
+    def _resolve(self, text: str) -> Path:
+        path = Path(text)
+        return path if path.is_absolute() else self.folder / path
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.load(index, np.random.default_rng([self.seed, index]))
+
+    def _frame_table(self, images: Path, transforms_path: Path
+                     ) -> tuple[list[tuple[Path, Mapping[str, Any]]], Mapping[str, Any]]:
+        """Image files (sorted by name) paired with their transforms.json frames; the whole json."""
+        if not images.is_dir():
+            raise Gen3RError(f"frame folder {images} does not exist; fix {self.name}/*_videos_dirs.txt")
+        files = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        try:
+            transforms = json.loads(transforms_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise Gen3RError(f"cannot read camera file {transforms_path} ({exc}); it must be a transforms.json") from None
+        frames = transforms.get("frames") if isinstance(transforms, dict) else None
+        if not files or not isinstance(frames, list) or len(frames) != len(files):
+            raise Gen3RError(f"{transforms_path}: {len(frames or [])} camera frames for {len(files)} images in "
+                             f"{images}; every image needs one transforms.json frame")
+        by_name = {Path(f.get("file_path", "")).name: f for f in frames}
+        if all(p.name in by_name for p in files):
+            frames = [by_name[p.name] for p in files]
+        return list(zip(files, frames)), transforms
+
+    def load(self, index: int, rng: np.random.Generator) -> dict[str, Any]:
+        """Sample from scene ``index``: official frame selection, crop, relative cameras, caption."""
+        images, transforms_path, captions_path = self.scenes[index]
+        table, transforms = self._frame_table(images, transforms_path)
+        chosen = select_frames(len(table), self.num_frames, self.max_stride, rng)
+        frames = torch.stack([read_image(table[i][0]) for i in chosen])
+        parsed = [_c2w_and_intrinsics(transforms, table[i][1], str(transforms_path)) for i in chosen]
+        sizes = {p[2] for p in parsed}
+        if len(sizes) != 1:
+            raise Gen3RError(f"{transforms_path}: frames have different sizes {sorted(sizes)}; "
+                             "all frames of a clip must share one resolution")
+        c2w = torch.from_numpy(np.stack([p[0] for p in parsed]))
+        intrinsics = torch.from_numpy(np.stack([p[1] for p in parsed]))
+        cameras = Cameras.from_c2w(c2w, intrinsics, sizes.pop())
+        frames, cameras = _finish(frames, cameras, self.height, self.width)
+        lines = captions_path.read_text().splitlines() if captions_path.is_file() else []
+        return {"frames": frames, "cameras": cameras, "caption": _pick_caption(lines, rng),
+                "source": f"{self.name}/{index}"}
+
+
+# ------------------------------------------------------------------------------------- procedural
+
+class ProceduralDataset(Dataset):
+    """Procedural scenes rendered on the fly: scene ``i`` is ``render_scene(seed + i, ...)``.
+
+    Scenes are rendered with ``render_frames`` frames at ``render_size`` (default: the training
+    size) and then go through the same frame selection / crop as real data. The last
+    ``cache_size`` rendered scenes are kept in memory.
+    """
+
+    def __init__(self, num_scenes: int, num_frames: int, height: int, width: int, *, seed: int = 0,
+                 render_frames: int | None = None, render_size: tuple[int, int] | None = None,
+                 kind: str = "random", trajectory: str = "random", max_stride: int = 1,
+                 cache_size: int = 8) -> None:
+        if num_scenes < 1:
+            raise Gen3RError(f"procedural data needs num_scenes >= 1, got {num_scenes}")
+        self.num_scenes, self.num_frames, self.height, self.width = num_scenes, num_frames, height, width
+        self.seed, self.kind, self.trajectory, self.max_stride = seed, kind, trajectory, max_stride
+        self.render_frames = render_frames or num_frames
+        self.render_size = tuple(render_size) if render_size else (height, width)
+        self.cache_size = cache_size
+        self._cache: dict[int, Any] = {}
+
+    def __len__(self) -> int:
+        return self.num_scenes
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.load(index, np.random.default_rng([self.seed, index]))
+
+    def scene(self, index: int):
+        """The rendered :class:`gen3r.data.procedural.Scene` ``index`` (cached)."""
+        from gen3r.data.procedural import render_scene
+
+        if index not in self._cache:
+            if len(self._cache) >= self.cache_size:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[index] = render_scene(self.seed + index, self.render_frames, *self.render_size,
+                                              kind=self.kind, trajectory=self.trajectory)
+        return self._cache[index]
+
+    def load(self, index: int, rng: np.random.Generator) -> dict[str, Any]:
+        scene = self.scene(index)
+        chosen = select_frames(scene.num_frames, self.num_frames, self.max_stride, rng)
+        frames = torch.from_numpy(scene.rgb[chosen]).permute(0, 3, 1, 2).float()
+        frames, cameras = _finish(frames, scene.cameras.index(chosen), self.height, self.width)
+        return {"frames": frames, "cameras": cameras, "caption": _pick_caption(scene.captions, rng),
+                "source": f"procedural/{index}"}
+
+
+# ----------------------------------------------------------------------------- weighted mixture
+
+class WeightedMultiDataset(Dataset):
+    """Weighted mixture of datasets (official ``BalancedDatasetWithResizeCrop``).
+
+    Draw ``k`` picks a dataset with probability proportional to its weight, then a uniformly random
+    scene of it, using ``numpy.random.default_rng([seed, k])``; the index is a draw counter, not a
+    scene index, so any non-negative integer is valid.
+    """
+
+    def __init__(self, datasets: Mapping[str, Dataset], weights: Mapping[str, float], seed: int = 0) -> None:
+        missing = sorted(set(datasets) ^ set(weights))
+        if missing:
+            raise Gen3RError(f"datasets and weights name different folders: {missing}")
+        self.names = sorted(datasets)
+        self.datasets = dict(datasets)
+        total = sum(weights[n] for n in self.names)
+        self.probs = np.array([weights[n] / total for n in self.names])
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return 2 ** 62
+
+    def draw(self, k: int) -> tuple[str, int, np.random.Generator]:
+        """(dataset name, scene index, generator for the sample's own randomness) of draw ``k``."""
+        rng = np.random.default_rng([self.seed, int(k)])
+        name = self.names[int(rng.choice(len(self.names), p=self.probs))]
+        return name, int(rng.integers(len(self.datasets[name]))), rng
+
+    def __getitem__(self, k: int) -> dict[str, Any]:
+        name, index, rng = self.draw(k)
+        return self.datasets[name].load(index, rng)
+
+
+class DrawSampler(Sampler):
+    """Endless draw indices for one rank: micro-step ``s`` of rank ``r`` uses draws
+    ``(s * world_size + r) * batch_size + j``, ``j < batch_size``, starting at ``start_step``.
+
+    Ranks never share a draw, and a run resumed at step ``s`` sees exactly the draws an
+    uninterrupted run would.
+    """
+
+    def __init__(self, rank: int, world_size: int, batch_size: int, start_step: int = 0) -> None:
+        self.rank, self.world_size, self.batch_size, self.start_step = rank, world_size, batch_size, start_step
+
+    def __iter__(self) -> Iterator[int]:
+        step = self.start_step
+        while True:
+            base = (step * self.world_size + self.rank) * self.batch_size
+            yield from range(base, base + self.batch_size)
+            step += 1
+
+
+def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Batch samples: ``frames`` (B, F, 3, H, W); ``cameras``, ``caption``, ``source`` as lists."""
+    return {"frames": torch.stack([s["frames"] for s in samples]), "cameras": [s["cameras"] for s in samples],
+            "caption": [s["caption"] for s in samples], "source": [s["source"] for s in samples]}
+
+
+def build_dataset(config: DataConfig, seed: int) -> WeightedMultiDataset:
+    """The training mixture described by ``config`` (official folders, or procedural scenes)."""
+    common = dict(num_frames=config.num_frames, height=config.height, width=config.width,
+                  max_stride=config.max_stride, seed=seed)
+    if config.root is None:
+        p = config.procedural
+        size = (p.render_height or config.height, p.render_width or config.width)
+        dataset = ProceduralDataset(p.num_scenes, config.num_frames, config.height, config.width, seed=p.seed,
+                                    render_frames=p.num_frames, render_size=size, kind=p.kind,
+                                    trajectory=p.trajectory, max_stride=config.max_stride)
+        return WeightedMultiDataset({"procedural": dataset}, {"procedural": 1.0}, seed)
+    root = Path(config.root)
+    if not root.is_dir():
+        raise Gen3RError(f"data.root {root} does not exist; point it at the folder holding the dataset folders")
+    weights = dict(config.weights) if config.weights else {
+        name: w for name, w in OFFICIAL_DATASET_WEIGHTS.items() if (root / name).is_dir()}
+    if not weights:
+        raise Gen3RError(f"{root} holds none of the official dataset folders ({', '.join(OFFICIAL_DATASET_WEIGHTS)}); "
+                         "set data.weights to name your folders")
+    if not config.weights:
+        logger.info("dataset weights (official table): %s", weights)
+    datasets = {name: OfficialLayoutDataset(root / name, config.split, **common) for name in weights}
+    return WeightedMultiDataset(datasets, weights, seed)

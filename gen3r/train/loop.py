@@ -1,0 +1,362 @@
+"""Shared training machinery of both stages: distributed setup, optimiser and schedules, the
+accumulate/clip/step loop, per-step randomness, logging and resumable checkpoints.
+
+Distributed: under ``torchrun`` (``WORLD_SIZE`` > 1) a process group is created (``nccl`` on CUDA,
+``gloo`` on CPU) and the trainable module is wrapped in ``DistributedDataParallel``; gradients are
+averaged across ranks, so parameters stay identical. Every rank draws its own samples and noise.
+
+Randomness of micro-step ``s`` on rank ``r`` comes only from ``(seed, r, s)`` (see
+:func:`step_generator`) and the data draws of :class:`gen3r.train.data.DrawSampler`, so a run
+resumed from a checkpoint at step ``n`` continues exactly like an uninterrupted run.
+
+Checkpoint layout (``<output_dir>/checkpoint-<step:07d>/``): ``<component>/`` written with
+``save_pretrained`` (config.json + diffusion_pytorch_model.safetensors; loadable by the converted
+Gen3R layout) and ``training_state.pt`` (step, optimizer and scheduler state, config).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from gen3r.errors import Gen3RError
+from gen3r.io.atomic import atomic_dir
+from gen3r.models._loading import load_strict, read_weights_dir
+from gen3r.train.config import OptimConfig, TrainConfig, config_to_dict, validate
+from gen3r.train.data import DrawSampler, build_dataset, collate
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_PREFIX = "checkpoint-"
+STATE_FILE = "training_state.pt"
+WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
+
+
+# ----------------------------------------------------------------------------------- distributed
+
+@dataclass
+class DistInfo:
+    """Rank / world size of this process and the device it trains on."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device: str | None = None) -> DistInfo:
+    """Join the ``torchrun`` process group when ``WORLD_SIZE`` > 1 (``nccl`` on CUDA, else ``gloo``).
+
+    ``device``: None = ``cuda:<LOCAL_RANK>`` when CUDA is available, else CPU.
+    """
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device is None:
+        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    if dist.is_initialized():
+        return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, dev)
+    return DistInfo(0, 1, 0, dev)
+
+
+def step_generator(seed: int, rank: int, micro_step: int, stream: int = 0) -> torch.Generator:
+    """CPU generator for micro-step ``micro_step`` of ``rank``; ``stream`` separates independent uses."""
+    state = np.random.SeedSequence([seed, rank, micro_step, stream]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+# ------------------------------------------------------------------------------ optimiser, schedule
+
+def build_optimizer(params, optim: OptimConfig) -> torch.optim.AdamW:
+    return torch.optim.AdamW(params, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps,
+                             weight_decay=optim.weight_decay)
+
+
+def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
+    """LR multiplier at optimizer step ``step``: linear warmup ``(step+1)/warmup``, then cosine from
+    1 to ``min_ratio`` over the remaining ``total - warmup`` steps (``CosineAnnealingLR`` with
+    ``eta_min = min_ratio * lr`` when ``warmup = 0``)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    span = max(1, total - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def grad_clip_value(step: int, total: int, optim: OptimConfig) -> float:
+    """Clip norm at ``step``: ``ratio * max`` decaying linearly to ``max`` over the first
+    ``grad_norm_decay_fraction * total`` steps (official stage 2: 0.5 -> 0.25 over 10 %)."""
+    ratio = optim.initial_grad_norm_ratio
+    if ratio == 1.0:
+        return optim.max_grad_norm
+    progress = min(1.0, step / max(1.0, optim.grad_norm_decay_fraction * total))
+    return optim.max_grad_norm * (ratio - (ratio - 1.0) * progress)
+
+
+# -------------------------------------------------------------------------------------- loading
+
+def load_pipeline(checkpoint: str | None):
+    """The Gen3R pipeline (official or converted layout) whose components the trainers use."""
+    from gen3r.pipeline import Gen3RPipeline
+
+    if checkpoint is None:
+        raise Gen3RError("no Gen3R checkpoint given; set 'checkpoint' in the config or pass --checkpoint DIR")
+    if not Path(checkpoint).is_dir():
+        raise Gen3RError(f"checkpoint folder {checkpoint} does not exist; pass a Gen3R checkpoint folder")
+    return Gen3RPipeline.from_pretrained(checkpoint)
+
+
+def load_module_weights(module: nn.Module, folder: str | Path, what: str) -> None:
+    """Strictly load ``save_pretrained`` weights from ``folder`` into ``module`` (in place)."""
+    folder = Path(folder)
+    if not (folder / WEIGHTS_FILE).is_file():
+        raise Gen3RError(f"{folder} has no {WEIGHTS_FILE}; pass a folder written by save_pretrained")
+    load_strict(module, read_weights_dir(folder, [WEIGHTS_FILE]), what)
+
+
+def freeze(*modules: nn.Module) -> None:
+    for module in modules:
+        module.requires_grad_(False).eval()
+
+
+def list_checkpoints(output_dir: str | Path) -> list[Path]:
+    """Complete checkpoints in ``output_dir``, oldest first."""
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if p.is_dir() and p.name.startswith(CHECKPOINT_PREFIX)
+             and p.name[len(CHECKPOINT_PREFIX):].isdigit() and (p / STATE_FILE).is_file()]
+    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :meth:`Trainer.train`: final step, per-step metrics of this run, last checkpoint."""
+
+    step: int
+    history: list[dict[str, float]]
+    checkpoint: Path | None
+
+
+# ---------------------------------------------------------------------------------------- trainer
+
+class Trainer:
+    """Base trainer; subclasses set :attr:`component` and :attr:`prepared_type`, build :attr:`model`
+    (the trainable module, float32) in :meth:`build_model`, turn a data batch into frozen-model
+    inputs/targets in :meth:`prepare` (no gradient) and return the loss terms in :meth:`loss` (a dict
+    with a scalar tensor ``"loss"``; other entries are logged)."""
+
+    component = ""
+    prepared_type: type = type(None)
+
+    def __init__(self, config: TrainConfig, pipeline=None) -> None:
+        self.config = validate(config)
+        self.dist = init_distributed(config.device)
+        self.pipe = pipeline if pipeline is not None else load_pipeline(config.checkpoint)
+        self.device = self.dist.device
+        self.model: nn.Module = self.build_model().to(self.device).train()
+        self.wrapped = self.wrap()
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = build_optimizer(params, config.optim)
+        o = config.optim
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(s, config.max_steps, o.warmup_steps, o.min_lr_ratio))
+        self.step = 0
+        self._data_iter = None
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def forward_module(self) -> nn.Module:
+        """The module run in the forward pass (the DDP-wrappable unit); defaults to :attr:`model`."""
+        return self.model
+
+    def prepare(self, batch: dict[str, Any], micro_step: int) -> Any:
+        raise NotImplementedError
+
+    def loss(self, prepared: Any, micro_step: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def compute_loss(self, batch: Any, micro_step: int) -> dict[str, Any]:
+        """Loss terms of one micro-batch: a collated data batch, or an already prepared one
+        (:attr:`prepared_type`, e.g. to overfit a fixed batch without re-running frozen models)."""
+        prepared = batch if isinstance(batch, self.prepared_type) else self.prepare(batch, micro_step)
+        return self.loss(prepared, micro_step)
+
+    # -- setup ---------------------------------------------------------------------------------
+    def wrap(self) -> nn.Module:
+        """The forward module, DDP-wrapped when distributed."""
+        module = self.forward_module()
+        if not self.dist.distributed:
+            return module
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=ids)
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16,
+                              enabled=self.config.mixed_precision == "bf16")
+
+    def generator(self, micro_step: int, stream: int) -> torch.Generator:
+        return step_generator(self.config.seed, self.dist.rank, micro_step, stream)
+
+    def data_loader(self, start_micro_step: int) -> DataLoader:
+        d = self.config.data
+        dataset = build_dataset(d, self.config.seed)
+        sampler = DrawSampler(self.dist.rank, self.dist.world_size, d.batch_size, start_micro_step)
+        return DataLoader(dataset, batch_size=d.batch_size, sampler=sampler, num_workers=d.num_workers,
+                          collate_fn=collate, persistent_workers=d.num_workers > 0)
+
+    # -- one optimizer step ----------------------------------------------------------------------
+    def train_step(self, batches: list[Any]) -> dict[str, float]:
+        """Accumulate gradients over ``batches`` (micro-batches, see :meth:`compute_loss`), clip,
+        step optimizer + scheduler.
+
+        Returns the micro-batch mean of every loss term (averaged over ranks), ``lr``,
+        ``grad_norm`` (before clipping) and ``clip``.
+        """
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        sums: dict[str, float] = {}
+        n = len(batches)
+        for i, batch in enumerate(batches):
+            micro = self.step * n + i
+            sync = i == n - 1 or not self.dist.distributed
+            ctx = contextlib.nullcontext() if sync else self.wrapped.no_sync()
+            with ctx:
+                with self.autocast():
+                    terms = self.compute_loss(batch, micro)
+                loss = terms["loss"]
+                if not torch.isfinite(loss):
+                    raise Gen3RError(f"non-finite loss {loss.item()} at step {self.step}; lower the learning "
+                                     "rate or check the data")
+                (loss / n).backward()
+            for key, value in terms.items():
+                sums[key] = sums.get(key, 0.0) + float(value.detach() if torch.is_tensor(value) else value) / n
+        clip = grad_clip_value(self.step, self.config.max_steps, self.config.optim)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
+        lr = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        metrics = self._average_across_ranks(sums)
+        metrics.update(lr=lr, grad_norm=grad_norm, clip=clip)
+        return metrics
+
+    def _average_across_ranks(self, values: dict[str, float]) -> dict[str, float]:
+        if not self.dist.distributed:
+            return dict(values)
+        keys = sorted(values)
+        t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
+        dist.all_reduce(t)
+        return {k: float(v) / self.dist.world_size for k, v in zip(keys, t.tolist())}
+
+    # -- loop ------------------------------------------------------------------------------------
+    def next_batches(self) -> list[dict[str, Any]]:
+        """The ``grad_accum_steps`` micro-batches of the current step (from the step-indexed sampler)."""
+        if self._data_iter is None:
+            self._data_iter = iter(self.data_loader(self.step * self.config.grad_accum_steps))
+        return [next(self._data_iter) for _ in range(self.config.grad_accum_steps)]
+
+    def train(self, max_steps: int | None = None) -> TrainResult:
+        """Train until optimizer step ``max_steps`` (default ``config.max_steps``); checkpoint every
+        ``save_every`` steps and at the end. Rank 0 logs every term and appends ``metrics.jsonl``."""
+        cfg = self.config
+        end = min(cfg.max_steps, max_steps or cfg.max_steps)
+        history: list[dict[str, float]] = []
+        last: Path | None = None
+        bar = tqdm(total=end, initial=self.step, desc=f"train {self.component}", disable=not self.dist.is_main)
+        while self.step < end:
+            metrics = self.train_step(self.next_batches())
+            metrics["step"] = self.step
+            history.append(metrics)
+            bar.update()
+            bar.set_postfix(loss=f"{metrics['loss']:.4g}", lr=f"{metrics['lr']:.3g}")
+            if self.dist.is_main and (self.step % cfg.log_every == 0 or self.step == end):
+                self._log(metrics)
+            if (cfg.save_every and self.step % cfg.save_every == 0) or self.step == end:
+                last = self.save_checkpoint()
+        bar.close()
+        return TrainResult(self.step, history, last)
+
+    def _log(self, metrics: dict[str, float]) -> None:
+        logger.info("step %d: %s", metrics["step"],
+                    ", ".join(f"{k}={v:.5g}" for k, v in metrics.items() if k != "step"))
+        out = Path(self.config.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(metrics) + "\n")
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def save_checkpoint(self) -> Path:
+        """Write ``checkpoint-<step>`` atomically on rank 0 (then prune to ``keep_last``); all ranks wait."""
+        path = Path(self.config.output_dir) / f"{CHECKPOINT_PREFIX}{self.step:07d}"
+        if self.dist.is_main:
+            with atomic_dir(path, overwrite=True) as tmp:
+                self.model.save_pretrained(tmp / self.component, safe_serialization=True)
+                torch.save({"step": self.step, "optimizer": self.optimizer.state_dict(),
+                            "scheduler": self.scheduler.state_dict(), "config": config_to_dict(self.config)},
+                           tmp / STATE_FILE)
+            for old in list_checkpoints(self.config.output_dir)[:-self.config.keep_last]:
+                shutil.rmtree(old, ignore_errors=True)
+            logger.info("saved %s", path)
+        if self.dist.distributed:
+            dist.barrier()
+        return path
+
+    def resume(self, checkpoint: str | Path | None = None) -> int:
+        """Load model, optimizer, scheduler and step from ``checkpoint`` (default: the newest in
+        ``output_dir``); returns the step (0 when there is nothing to resume)."""
+        if checkpoint is None:
+            found = list_checkpoints(self.config.output_dir)
+            if not found:
+                logger.info("no checkpoint in %s; starting from step 0", self.config.output_dir)
+                return 0
+            checkpoint = found[-1]
+        checkpoint = Path(checkpoint)
+        if not (checkpoint / STATE_FILE).is_file():
+            raise Gen3RError(f"{checkpoint} is not a training checkpoint (no {STATE_FILE}); "
+                             f"pass a {CHECKPOINT_PREFIX}<step> folder")
+        load_module_weights(self.model, checkpoint / self.component, f"{self.component} ({checkpoint})")
+        state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step = int(state["step"])
+        self._data_iter = None
+        logger.info("resumed from %s at step %d", checkpoint, self.step)
+        return self.step
+
+    def check_fresh_output(self) -> None:
+        """Refuse to start from scratch into an ``output_dir`` that already holds checkpoints."""
+        found = list_checkpoints(self.config.output_dir)
+        if found:
+            raise Gen3RError(f"{self.config.output_dir} already holds {found[-1].name}; pass --resume to continue "
+                             "or choose another output folder")
