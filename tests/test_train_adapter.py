@@ -91,3 +91,9 @@ def test_keep_last_and_bf16(pipe, tmp_path):
     assert all(torch.isfinite(torch.tensor(m["loss"])) for m in result.history)
     assert [p.name for p in list_checkpoints(tmp_path)] == ["checkpoint-0000003"]
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+    # init from a saved adapter folder (e.g. continuing a 25-frame run at 49 frames)
+    folder = list_checkpoints(tmp_path)[-1] / "geo_adapter"
+    cont = AdapterTrainer(_config(tmp_path / "b", init=str(folder)), pipeline=copy.deepcopy(pipe))
+    torch.testing.assert_close(cont.model.state_dict(), trainer.model.state_dict(), rtol=0, atol=0)
+    with pytest.raises(Gen3RError, match="init must be"):
+        AdapterTrainer(_config(tmp_path / "b", init=str(tmp_path)), pipeline=pipe)

@@ -179,3 +179,17 @@ def test_procedural_dataset_and_collate():
     mix = build_dataset(DataConfig(num_frames=5, height=112, width=112,
                                    procedural=ProceduralDataConfig(num_scenes=2, num_frames=5)), seed=0)
     assert mix.names == ["procedural"] and mix[0]["source"].startswith("procedural/")
+
+
+def test_loader_workers_give_the_same_batches(root):
+    from torch.utils.data import DataLoader
+
+    mix = build_dataset(DataConfig(root=str(root), num_frames=5, height=112, width=112), seed=3)
+    batches = []
+    for workers in (0, 1):
+        loader = DataLoader(mix, batch_size=2, sampler=DrawSampler(1, 2, 2, start_step=1), num_workers=workers,
+                            collate_fn=collate)
+        batches.append(next(iter(loader)))
+    torch.testing.assert_close(batches[0]["frames"], batches[1]["frames"], rtol=0, atol=0)
+    assert batches[0]["source"] == batches[1]["source"] and batches[0]["caption"] == batches[1]["caption"]
+    assert batches[0]["cameras"][0].allclose(batches[1]["cameras"][0])

@@ -1,5 +1,6 @@
 """Two-process DDP (torchrun, gloo on CPU): ranks draw different data but end every step with
-identical parameters (gradients are all-reduced); rank 0 writes the checkpoint.
+identical parameters (gradients are all-reduced); rank 0 writes the checkpoint. Stage 1 runs two
+steps, then stage 2 one step in the same processes.
 
 The test launches this file under ``torchrun --nproc_per_node 2``; each rank runs :func:`worker`.
 """
@@ -23,14 +24,16 @@ def worker(out: Path) -> None:
 
     from gen3r.train.adapter_trainer import AdapterTrainer
     from gen3r.train.config import AdapterTrainConfig, DataConfig, OptimConfig, ProceduralDataConfig
+    from gen3r.train.loop import load_pipeline
 
     torch.set_num_threads(1)
     cfg = AdapterTrainConfig(
         checkpoint=str(CHECKPOINT), output_dir=str(out / "run"), max_steps=2, grad_accum_steps=1, save_every=0,
         optim=OptimConfig(lr=1e-3),
-        data=DataConfig(num_frames=1, height=56, width=56,
+        data=DataConfig(num_frames=5, height=56, width=56,
                         procedural=ProceduralDataConfig(num_scenes=4, num_frames=5, kind="indoor")))
-    trainer = AdapterTrainer(cfg)
+    pipe = load_pipeline(str(CHECKPOINT))  # shared by both stages
+    trainer = AdapterTrainer(cfg, pipeline=pipe)
     rank, world = trainer.dist.rank, trainer.dist.world_size
     initial = torch.cat([p.detach().flatten() for p in trainer.model.parameters()]).clone()
     batches = trainer.next_batches()
@@ -46,8 +49,30 @@ def worker(out: Path) -> None:
               "max_param_diff": float(max((g - params).abs().max() for g in gathered)),
               "moved": float((params - initial).abs().max()),
               "same_frames": bool(torch.equal(all_frames[0], all_frames[1]))}
+    report["dit_max_param_diff"], report["dit_moved"] = _dit_step(out, pipe)
     (out / f"rank{rank}.json").write_text(json.dumps(report))
     dist.destroy_process_group()
+
+
+def _dit_step(out: Path, pipe) -> tuple[float, float]:
+    """One stage-2 step (gradient checkpointing on) in the same process group."""
+    import torch.distributed as dist
+
+    from gen3r.train.config import DataConfig, DitTrainConfig, OptimConfig, ProceduralDataConfig
+    from gen3r.train.dit_trainer import DitTrainer
+
+    cfg = DitTrainConfig(
+        output_dir=str(out / "dit"), max_steps=1, grad_accum_steps=1, save_every=0,
+        optim=OptimConfig(lr=1e-3, warmup_steps=0),
+        data=DataConfig(num_frames=1, height=112, width=112, batch_size=1,
+                        procedural=ProceduralDataConfig(num_scenes=4, num_frames=5, kind="indoor")))
+    trainer = DitTrainer(cfg, pipeline=pipe)
+    initial = torch.cat([p.detach().flatten() for p in trainer.model.parameters()]).clone()
+    trainer.train()
+    params = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+    gathered = [torch.empty_like(params) for _ in range(trainer.dist.world_size)]
+    dist.all_gather(gathered, params)
+    return float(max((g - params).abs().max() for g in gathered)), float((params - initial).abs().max())
 
 
 @pytest.mark.slow
@@ -63,6 +88,7 @@ def test_ddp_two_processes_keep_parameters_in_sync(tmp_path):
     assert not reports[0]["same_frames"]  # the ranks trained on different samples ...
     for r in reports:  # ... yet hold bit-identical parameters that did change
         assert r["max_param_diff"] == 0.0 and r["moved"] > 1e-4
+        assert r["dit_max_param_diff"] == 0.0 and r["dit_moved"] > 1e-4
     ckpt = tmp_path / "run" / "checkpoint-0000002"
     assert (ckpt / "geo_adapter" / "diffusion_pytorch_model.safetensors").is_file()
     assert (ckpt / "training_state.pt").is_file()

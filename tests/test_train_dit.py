@@ -158,3 +158,48 @@ def test_resume_reproduces_uninterrupted_training(pipe, tmp_path):
     torch.testing.assert_close(resumed.model.state_dict(), full.model.state_dict(), rtol=1e-5, atol=1e-7)
     saved = Gen3RTransformer3DModel.from_pretrained(list_checkpoints(tmp_path)[-1] / "transformer")
     torch.testing.assert_close(saved.state_dict(), full.model.state_dict())
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(trainer_2view, batch_and_inputs):
+    _, inputs = batch_and_inputs
+    grads = []
+    for checkpointing in (True, False):
+        model = copy.deepcopy(trainer_2view.model)
+        if not checkpointing:
+            model.disable_gradient_checkpointing()
+        assert model.is_gradient_checkpointing == checkpointing
+        pred = model(hidden_states=inputs.hidden_states, timestep=inputs.timestep,
+                     encoder_hidden_states=inputs.encoder_hidden_states,
+                     encoder_hidden_states_image=inputs.encoder_hidden_states_image, camera=inputs.camera,
+                     return_dict=False)[0]
+        flow_matching_loss(pred, inputs.target).backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.filterwarnings("ignore:Mismatch dtype between input and weight")
+def test_bf16_autocast_step_keeps_float32_weights(pipe, tmp_path):
+    trainer = DitTrainer(_config(tmp_path, num_frames=1, mixed_precision="bf16"),
+                         pipeline=copy.deepcopy(pipe).to(torch.bfloat16))
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    metrics = trainer.train_step(trainer.next_batches())
+    assert np.isfinite(metrics["loss"]) and metrics["grad_norm"] > 0
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
+
+
+def test_adapter_path_replaces_the_checkpoint_adapter(pipe, tmp_path):
+    from gen3r.errors import Gen3RError
+
+    adapter = copy.deepcopy(pipe.geo_adapter)
+    with torch.no_grad():
+        for p in adapter.parameters():
+            p.add_(0.01)
+    adapter.save_pretrained(tmp_path / "geo_adapter")
+    trainer = DitTrainer(_config(tmp_path / "run", adapter_path=str(tmp_path / "geo_adapter")),
+                         pipeline=copy.deepcopy(pipe))
+    torch.testing.assert_close(trainer.pipe.geo_adapter.state_dict(), adapter.state_dict(), rtol=0, atol=0)
+    assert not any(p.requires_grad for p in trainer.pipe.geo_adapter.parameters())
+    with pytest.raises(Gen3RError, match="holds no config.json"):
+        DitTrainer(_config(tmp_path / "run", adapter_path=str(tmp_path)), pipeline=copy.deepcopy(pipe))

@@ -8,12 +8,10 @@ docs/training.md).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
 from gen3r.cli._common import positive_int
-from gen3r.errors import Gen3RError
 
 logger = logging.getLogger(__name__)
 
@@ -37,26 +35,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _read(path: Path) -> dict:
-    if not path.is_file():
-        raise Gen3RError(f"config file {path} does not exist; pass a JSON file with the training settings")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise Gen3RError(f"config file {path} is not valid JSON ({exc}); fix the syntax") from None
-    if not isinstance(data, dict):
-        raise Gen3RError(f"config file {path} must hold a JSON object, got {type(data).__name__}")
-    return data
-
-
 def run(args: argparse.Namespace) -> int:
     import torch.distributed as dist
 
     from gen3r.train.adapter_trainer import train_adapter
-    from gen3r.train.config import AdapterTrainConfig, DitTrainConfig, config_from_dict
+    from gen3r.train.config import AdapterTrainConfig, DitTrainConfig, config_from_dict, read_config_json
     from gen3r.train.dit_trainer import train_dit
 
-    data = _read(args.config)
+    data = read_config_json(args.config)
     for key, value in (("checkpoint", args.checkpoint), ("output_dir", args.out), ("max_steps", args.max_steps)):
         if value is not None:
             data[key] = str(value) if isinstance(value, Path) else value

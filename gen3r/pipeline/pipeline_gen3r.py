@@ -352,7 +352,7 @@ class Gen3RPipeline(DiffusionPipeline):
 
         # 2. cameras -> packed Plücker rays
         plucker, cam_info = self.resolve_cameras(cameras, task, frames, num_frames, height, width)
-        camera_input = self._pack_cameras(plucker, batch, num_frames, height, width, device, dit_dtype)
+        camera_input = self.pack_camera_input(plucker, batch, num_frames, height, width, device, dit_dtype)
 
         # 3. text
         prompts = [prompt] * batch if isinstance(prompt, str) else list(prompt)
@@ -420,7 +420,7 @@ class Gen3RPipeline(DiffusionPipeline):
                            point_mask=geo["point_mask"], extrinsics=geo["extrinsics"].cpu(),
                            intrinsics=geo["intrinsics"].cpu(), latents=latents.cpu(), info=info)
 
-    def _pack_cameras(self, plucker: torch.Tensor | None, batch: int, num_frames: int, height: int,
+    def pack_camera_input(self, plucker: torch.Tensor | None, batch: int, num_frames: int, height: int,
                       width: int, device, dtype) -> torch.Tensor | None:
         """(B, F, 6, H, W) Plücker -> (B, 24, f, H, 2W) DiT camera input; zeros when None."""
         from gen3r.cameras import pack_plucker_for_dit

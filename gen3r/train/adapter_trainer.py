@@ -27,9 +27,9 @@ from torch import nn
 from gen3r.models.geo_adapter import GeometryAdapter
 from gen3r.models.vggt import adapter_output_to_tokens, tokens_to_adapter_input
 from gen3r.models.wan_vae import encode_video
-from gen3r.pipeline.pipeline_gen3r import NUM_SPECIAL_TOKENS
+from gen3r.pipeline.pipeline_gen3r import NUM_SPECIAL_TOKENS, module_dtype
 from gen3r.train.config import AdapterTrainConfig, load_config
-from gen3r.train.loop import Trainer, TrainResult, freeze
+from gen3r.train.loop import Trainer, TrainResult, check_fresh_output, freeze, load_module_weights
 from gen3r.train.losses import adapter_training_loss
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,8 @@ class AdapterTrainer(Trainer):
 
     ``pipeline``: an already loaded :class:`gen3r.pipeline.Gen3RPipeline` (else loaded from
     ``config.checkpoint``). With ``config.init == "random"`` the adapter gets the checkpoint
-    adapter's config and fresh weights (seeded by ``config.seed``).
+    adapter's config and fresh weights (seeded by ``config.seed``); see
+    :class:`~gen3r.train.config.AdapterTrainConfig` for the other choices.
     """
 
     component = "geo_adapter"
@@ -91,9 +92,13 @@ class AdapterTrainer(Trainer):
         self.pipe.vggt.to(self.device)
         self.pipe.wan_vae.to(self.device)
         source = self.pipe.geo_adapter
-        if self.config.init == "checkpoint":
+        init = self.config.init
+        if init == "checkpoint":
             adapter = GeometryAdapter.from_config(source.config)
             adapter.load_state_dict(source.state_dict())
+        elif init != "random":
+            adapter = GeometryAdapter.from_config(GeometryAdapter.load_config(init))
+            load_module_weights(adapter, init, f"geo_adapter ({init})")
         else:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.config.seed)
@@ -104,13 +109,17 @@ class AdapterTrainer(Trainer):
     def forward_module(self) -> nn.Module:
         return self._forward
 
+    def find_unused_parameters(self) -> bool:
+        """Single-frame clips never reach the adapter's temporal resampling convolutions."""
+        return self.config.data.num_frames == 1
+
     @torch.no_grad()
     def prepare(self, batch: dict[str, Any], micro_step: int) -> AdapterTargets:
         """Frozen-model targets of ``batch["frames"]`` (B, F, 3, H, W) and the posterior-sample noise."""
         frames = batch["frames"].to(self.device)
         vggt = self.pipe.vggt
         height, width = frames.shape[-2:]
-        tokens, start = vggt.aggregate(frames)
+        tokens, start = vggt.aggregate(frames.to(module_dtype(vggt)))
         grid = (height // vggt.config.patch_size, width // vggt.config.patch_size)
         depth, _ = vggt.predict_depth(tokens, (height, width), patch_start_idx=start)
         points, _ = vggt.predict_points(tokens, (height, width), patch_start_idx=start)
@@ -144,9 +153,9 @@ def train_adapter(config: AdapterTrainConfig | str | Path, *, pipeline=None, res
     checkpoint in ``config.output_dir``. Returns the :class:`~gen3r.train.loop.TrainResult`."""
     if not isinstance(config, AdapterTrainConfig):
         config = load_config(config, AdapterTrainConfig)
+    if not resume:
+        check_fresh_output(config.output_dir)
     trainer = AdapterTrainer(config, pipeline=pipeline)
     if resume:
         trainer.resume()
-    else:
-        trainer.check_fresh_output()
     return trainer.train(max_steps)

@@ -97,6 +97,9 @@ class TrainConfig:
     components. ``max_steps``: optimizer steps (each ``grad_accum_steps`` micro-batches per rank).
     ``mixed_precision``: ``"no"`` or ``"bf16"`` (autocast; weights and optimizer stay float32).
     ``save_every``: steps between checkpoints (0 = only at the end); ``keep_last``: checkpoints kept.
+    ``log_every``: steps between log lines / ``metrics.jsonl`` records. ``device``: None = the
+    local CUDA device when available (``cuda:<LOCAL_RANK>``), else CPU. ``seed``: model init, data
+    draws and noise (per rank, per micro-step).
     """
 
     checkpoint: str | None = None
@@ -119,7 +122,9 @@ class AdapterTrainConfig(TrainConfig):
     clip 0.5, accumulation 8, frame stride 1..2.
 
     ``init``: ``"random"`` (official: a fresh adapter with the checkpoint's adapter config, seeded by
-    ``seed``) or ``"checkpoint"`` (continue from the checkpoint's adapter). ``loss_weights``: the
+    ``seed``), ``"checkpoint"`` (start from the checkpoint's adapter) or the path of a
+    ``save_pretrained`` adapter folder (e.g. ``runs/adapter25/checkpoint-0015000/geo_adapter``, to
+    continue the 25-frame run at 49 frames). ``loss_weights``: the
     ``recon``/``similarity``/``kl`` weights of :func:`gen3r.train.losses.adapter_training_loss`.
     """
 
@@ -139,8 +144,9 @@ class DitTrainConfig(TrainConfig):
     ``adapter_path``: a stage-1 ``geo_adapter`` folder (``save_pretrained``) replacing the
     checkpoint's adapter. ``condition_probs``: probabilities of the 1view / allview / 2view
     condition modes (official: u < 1/3 -> 1view, u > 2/3 -> 2view, else allview).
-    ``geometry_condition``: only ``"zeros"`` (inference and the paper; see docs/training.md for the
-    official training code's discrepancy). ``gradient_checkpointing``: diffusers block checkpointing.
+    The geometry half of the condition latent is always zeros (inference, paper, maintainers; see
+    docs/training.md for the released training code's discrepancy). ``gradient_checkpointing``:
+    diffusers block checkpointing of the transformer.
     """
 
     output_dir: str = "runs/dit"
@@ -152,7 +158,6 @@ class DitTrainConfig(TrainConfig):
         default_factory=lambda: {"1view": 1 / 3, "allview": 1 / 3, "2view": 1 / 3})
     loss_threshold: float = 50.0
     gradient_checkpointing: bool = True
-    geometry_condition: str = "zeros"
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(
         weight_decay=3e-2, eps=1e-10, warmup_steps=50, min_lr_ratio=0.0, max_grad_norm=0.25,
         initial_grad_norm_ratio=2.0))
@@ -201,15 +206,24 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     raise Gen3RError(f"config key {key!r} must be {_type_name(tp)}, got {value!r}")
 
 
-def _from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+def _from_dict(cls: type, data: dict[str, Any], prefix: str = "", base: Any = None) -> Any:
+    """``base`` (default ``cls()``) with the fields given in ``data`` replaced; nested objects are
+    merged onto the field's own default, so ``{"optim": {"lr": 2e-5}}`` keeps the stage's optim."""
+    base = cls() if base is None else base
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise Gen3RError(f"unknown config key {prefix}{unknown[0]!r}; valid keys of {cls.__name__}: "
+        raise Gen3RError(f"unknown config key '{prefix}{unknown[0]}'; valid keys of {cls.__name__}: "
                          f"{', '.join(sorted(names))}")
-    kwargs = {k: _convert(v, hints[k], prefix + k) for k, v in data.items()}
-    return cls(**kwargs)
+    kwargs = {}
+    for key, value in data.items():
+        current = getattr(base, key)
+        if dataclasses.is_dataclass(current) and isinstance(value, dict):
+            kwargs[key] = _from_dict(type(current), value, f"{prefix}{key}.", current)
+        else:
+            kwargs[key] = _convert(value, hints[key], prefix + key)
+    return dataclasses.replace(base, **kwargs)
 
 
 def _check_range(ok: bool, message: str) -> None:
@@ -242,8 +256,9 @@ def validate(config: TrainConfig) -> TrainConfig:
                  "optim: min_lr_ratio in [0, 1], warmup_steps >= 0, max_grad_norm > 0, "
                  "initial_grad_norm_ratio >= 1, grad_norm_decay_fraction in (0, 1]")
     if isinstance(config, AdapterTrainConfig):
-        _check_range(config.init in ("random", "checkpoint"),
-                     f"init must be 'random' or 'checkpoint', got {config.init!r}")
+        _check_range(config.init in ("random", "checkpoint") or (Path(config.init) / "config.json").is_file(),
+                     f"init must be 'random', 'checkpoint' or a geo_adapter folder with config.json, "
+                     f"got {config.init!r}")
         _check_range(set(config.loss_weights) <= {"recon", "similarity", "kl"},
                      f"loss_weights keys must be recon, similarity, kl; got {sorted(config.loss_weights)}")
     if isinstance(config, DitTrainConfig):
@@ -254,8 +269,6 @@ def validate(config: TrainConfig) -> TrainConfig:
         _check_range(0 <= config.prompt_dropout <= 1 and 0 <= config.camera_dropout <= 1,
                      "prompt_dropout and camera_dropout must be probabilities in [0, 1]")
         _check_range(config.loss_threshold > 0, f"loss_threshold must be > 0, got {config.loss_threshold}")
-        _check_range(config.geometry_condition == "zeros",
-                     f"geometry_condition must be 'zeros' (as at inference), got {config.geometry_condition!r}")
     return config
 
 
@@ -266,8 +279,8 @@ def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
     return validate(_from_dict(cls, data))
 
 
-def load_config(path: str | Path, cls: type[C]) -> C:
-    """Read a JSON config file into ``cls`` (fields not given keep their defaults)."""
+def read_config_json(path: str | Path) -> dict[str, Any]:
+    """The JSON object in ``path``; Gen3RError for a missing file, invalid JSON or a non-object."""
     path = Path(path)
     if not path.is_file():
         raise Gen3RError(f"config file {path} does not exist; pass a JSON file with the training settings")
@@ -275,7 +288,14 @@ def load_config(path: str | Path, cls: type[C]) -> C:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise Gen3RError(f"config file {path} is not valid JSON ({exc}); fix the syntax") from None
-    return config_from_dict(cls, data)
+    if not isinstance(data, dict):
+        raise Gen3RError(f"config file {path} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | Path, cls: type[C]) -> C:
+    """Read a JSON config file into ``cls`` (fields not given keep their defaults)."""
+    return config_from_dict(cls, read_config_json(path))
 
 
 def config_to_dict(config: TrainConfig) -> dict[str, Any]:

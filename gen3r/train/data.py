@@ -155,7 +155,8 @@ class OfficialLayoutDataset(Dataset):
         try:
             transforms = json.loads(transforms_path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise Gen3RError(f"cannot read camera file {transforms_path} ({exc}); it must be a transforms.json") from None
+            raise Gen3RError(f"cannot read camera file {transforms_path} ({exc}); "
+                             "it must be a transforms.json") from None
         frames = transforms.get("frames") if isinstance(transforms, dict) else None
         if not files or not isinstance(frames, list) or len(frames) != len(files):
             raise Gen3RError(f"{transforms_path}: {len(frames or [])} camera frames for {len(files)} images in "

@@ -30,11 +30,12 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 from torch import nn
 
+from gen3r.errors import Gen3RError
 from gen3r.models.geo_adapter import GeometryAdapter
 from gen3r.models.wan_vae import encode_video, sample_posterior
 from gen3r.pipeline.pipeline_gen3r import condition_indices, module_dtype, randn
 from gen3r.train.config import DitTrainConfig, load_config
-from gen3r.train.loop import Trainer, TrainResult, freeze, load_module_weights
+from gen3r.train.loop import Trainer, TrainResult, check_fresh_output, freeze, load_module_weights
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +111,9 @@ class DitTrainer(Trainer):
     def build_model(self) -> nn.Module:
         pipe, cfg = self.pipe, self.config
         if cfg.adapter_path is not None:
+            if not (Path(cfg.adapter_path) / "config.json").is_file():
+                raise Gen3RError(f"adapter_path {cfg.adapter_path} holds no config.json; pass a geo_adapter folder "
+                                 "written by stage 1 (runs/adapter/checkpoint-<step>/geo_adapter)")
             adapter = GeometryAdapter.from_config(GeometryAdapter.load_config(cfg.adapter_path))
             load_module_weights(adapter, cfg.adapter_path, f"geo_adapter ({cfg.adapter_path})")
             pipe.register_modules(geo_adapter=adapter)
@@ -171,7 +175,7 @@ class DitTrainer(Trainer):
                        for i, mode in enumerate(modes)])
         plucker = None if camera_dropped else torch.stack(
             [c.relative_to_first().plucker(height, width) for c in batch["cameras"]]).float()
-        camera = pipe._pack_cameras(plucker, b, num_frames, height, width, device, dtype)
+        camera = pipe.pack_camera_input(plucker, b, num_frames, height, width, device, dtype)
         context = pipe.encode_prompt(prompts, device, dtype)
         clip = pipe.encode_clip(frames[:, 0], dtype).to(device) if self.model.config.image_dim else None
         return DitInputs(hidden_states=torch.cat([x_t, y], dim=1).to(dtype), timestep=timesteps.to(device),
@@ -199,9 +203,9 @@ def train_dit(config: DitTrainConfig | str | Path, *, pipeline=None, resume: boo
     checkpoint in ``config.output_dir``. Returns the :class:`~gen3r.train.loop.TrainResult`."""
     if not isinstance(config, DitTrainConfig):
         config = load_config(config, DitTrainConfig)
+    if not resume:
+        check_fresh_output(config.output_dir)
     trainer = DitTrainer(config, pipeline=pipeline)
     if resume:
         trainer.resume()
-    else:
-        trainer.check_fresh_output()
     return trainer.train(max_steps)

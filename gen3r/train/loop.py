@@ -156,6 +156,14 @@ def list_checkpoints(output_dir: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
 
 
+def check_fresh_output(output_dir: str | Path) -> None:
+    """Refuse to start from scratch into an ``output_dir`` that already holds checkpoints."""
+    found = list_checkpoints(output_dir)
+    if found:
+        raise Gen3RError(f"{output_dir} already holds {found[-1].name}; pass --resume to continue "
+                         "or choose another output folder")
+
+
 @dataclass
 class TrainResult:
     """Outcome of :meth:`Trainer.train`: final step, per-step metrics of this run, last checkpoint."""
@@ -195,6 +203,10 @@ class Trainer:
     def build_model(self) -> nn.Module:
         raise NotImplementedError
 
+    def find_unused_parameters(self) -> bool:
+        """Whether some trainable parameters may get no gradient in a step (DDP must then search)."""
+        return False
+
     def forward_module(self) -> nn.Module:
         """The module run in the forward pass (the DDP-wrappable unit); defaults to :attr:`model`."""
         return self.model
@@ -207,9 +219,13 @@ class Trainer:
 
     def compute_loss(self, batch: Any, micro_step: int) -> dict[str, Any]:
         """Loss terms of one micro-batch: a collated data batch, or an already prepared one
-        (:attr:`prepared_type`, e.g. to overfit a fixed batch without re-running frozen models)."""
+        (:attr:`prepared_type`, e.g. to overfit a fixed batch without re-running frozen models).
+
+        The frozen models run in their own dtype (load the pipeline in bf16 to run them in bf16);
+        ``mixed_precision="bf16"`` autocasts only the trainable forward and the loss."""
         prepared = batch if isinstance(batch, self.prepared_type) else self.prepare(batch, micro_step)
-        return self.loss(prepared, micro_step)
+        with self.autocast():
+            return self.loss(prepared, micro_step)
 
     # -- setup ---------------------------------------------------------------------------------
     def wrap(self) -> nn.Module:
@@ -218,7 +234,7 @@ class Trainer:
         if not self.dist.distributed:
             return module
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(module, device_ids=ids)
+        return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=self.find_unused_parameters())
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16,
@@ -251,8 +267,7 @@ class Trainer:
             sync = i == n - 1 or not self.dist.distributed
             ctx = contextlib.nullcontext() if sync else self.wrapped.no_sync()
             with ctx:
-                with self.autocast():
-                    terms = self.compute_loss(batch, micro)
+                terms = self.compute_loss(batch, micro)
                 loss = terms["loss"]
                 if not torch.isfinite(loss):
                     raise Gen3RError(f"non-finite loss {loss.item()} at step {self.step}; lower the learning "
@@ -275,7 +290,7 @@ class Trainer:
         if not self.dist.distributed:
             return dict(values)
         keys = sorted(values)
-        t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
+        t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=self.device)
         dist.all_reduce(t)
         return {k: float(v) / self.dist.world_size for k, v in zip(keys, t.tolist())}
 
@@ -353,10 +368,3 @@ class Trainer:
         self._data_iter = None
         logger.info("resumed from %s at step %d", checkpoint, self.step)
         return self.step
-
-    def check_fresh_output(self) -> None:
-        """Refuse to start from scratch into an ``output_dir`` that already holds checkpoints."""
-        found = list_checkpoints(self.config.output_dir)
-        if found:
-            raise Gen3RError(f"{self.config.output_dir} already holds {found[-1].name}; pass --resume to continue "
-                             "or choose another output folder")
