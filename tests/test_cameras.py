@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from safetensors.torch import load_file
 from scipy.spatial.transform import Rotation
+
+from _tiny import tensor_stats
 
 from gen3r.cameras import (
     OFFICIAL_TRAJECTORIES,
@@ -31,23 +31,12 @@ from gen3r.cameras import (
 )
 from gen3r.errors import Gen3RError
 
-FIXTURE = Path(__file__).parent / "data" / "official-tiny"
 SETTINGS = settings(max_examples=25, deadline=None)
 
 
 @pytest.fixture(scope="module")
-def task_1view() -> dict[str, torch.Tensor]:
-    return load_file(str(FIXTURE / "task_1view.safetensors"))
-
-
-@pytest.fixture(scope="module")
-def stages() -> dict[str, torch.Tensor]:
-    return load_file(str(FIXTURE / "stages.safetensors"))
-
-
-def _stats(x: torch.Tensor) -> torch.Tensor:
-    d = x.double()
-    return torch.stack([d.sum(), d.abs().sum(), (d * d).sum(), d.min(), d.max(), d.mean()])
+def task_1view(tiny_task):
+    return tiny_task("1view")
 
 
 def _random_cameras(seed: int, frames: int = 4, size: tuple[int, int] = (48, 64)) -> Cameras:
@@ -81,22 +70,22 @@ def test_plucker_matches_fixture(task_1view):
     plucker = plucker_rays(task_1view["c2ws"][0], task_1view["Ks"][0], 112, 112)[None]
     assert list(plucker.shape) == task_1view["plucker_embeddings__shape"].tolist()
     torch.testing.assert_close(plucker[..., ::4, ::4], ref, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(_stats(plucker), task_1view["plucker_embeddings__stats"], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(tensor_stats(plucker), task_1view["plucker_embeddings__stats"], rtol=1e-4, atol=1e-4)
 
 
 def test_cameras_trajectory_plucker_matches_fixture(task_1view):
     cams = make_trajectory("zoom_out", 9, task_1view["Ks"][0, 0], scene_scale=float(task_1view["cam_scene_scale"]))
     plucker = cams.relative_to_first().plucker()[None]
     torch.testing.assert_close(plucker[..., ::4, ::4], task_1view["plucker_embeddings__s4"], rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(_stats(plucker), task_1view["plucker_embeddings__stats"], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(tensor_stats(plucker), task_1view["plucker_embeddings__stats"], rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("prefix", ["vggt", "decoded"])
-def test_pose_encoding_decoding_matches_fixture(stages, prefix):
-    extrinsics, intrinsics = pose_encoding_to_extri_intri(stages[f"{prefix}_pose_enc"], (112, 112))
+def test_pose_encoding_decoding_matches_fixture(tiny_stages, prefix):
+    extrinsics, intrinsics = pose_encoding_to_extri_intri(tiny_stages[f"{prefix}_pose_enc"], (112, 112))
     assert intrinsics.dtype == torch.float32
-    torch.testing.assert_close(extrinsics, stages[f"{prefix}_extrinsic"], rtol=0, atol=1e-6)
-    torch.testing.assert_close(intrinsics, stages[f"{prefix}_intrinsic"], rtol=0, atol=1e-5)
+    torch.testing.assert_close(extrinsics, tiny_stages[f"{prefix}_extrinsic"], rtol=0, atol=1e-6)
+    torch.testing.assert_close(intrinsics, tiny_stages[f"{prefix}_intrinsic"], rtol=0, atol=1e-5)
 
 
 def test_vggt_cameras_in_task_file(task_1view):

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
+from _tiny import TINY_CHECKPOINT, WEIGHTS, official_manifest, tiny_arch
+from _tiny import rel_err, tensor_stats, write_component_variant
 from gen3r.errors import CheckpointError, Gen3RError
 from gen3r.models.geo_adapter import (
     GEO_LATENTS_MEAN,
@@ -22,25 +22,8 @@ from gen3r.models.geo_adapter import (
     to_official_state_dict,
 )
 
-DATA = Path(__file__).parent / "data"
-TINY = DATA / "official-tiny"
-ADAPTER_DIR = TINY / "checkpoint" / "geo_adapter"
-WEIGHTS = "diffusion_pytorch_model.safetensors"
+ADAPTER_DIR = TINY_CHECKPOINT / "geo_adapter"
 RTOL = 1e-4  # max |ours - official| / max |official|
-
-
-def _rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
-    return ((ours.double() - ref.double()).abs().max() / ref.double().abs().max()).item()
-
-
-def _stats(x: torch.Tensor) -> torch.Tensor:
-    d = x.double()
-    return torch.stack([d.sum(), d.abs().sum(), (d * d).sum(), d.min(), d.max(), d.mean()])
-
-
-@pytest.fixture(scope="module")
-def stages() -> dict[str, torch.Tensor]:
-    return load_file(str(TINY / "stages.safetensors"))
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +32,9 @@ def adapter() -> GeometryAdapter:
 
 
 @pytest.fixture(scope="module")
-def input_tokens(stages) -> torch.Tensor:
+def input_tokens(tiny_stages) -> torch.Tensor:
     """Official adapter input: [L4 | L11 | L17 | L23 patch tokens | L23 camera token broadcast]."""
-    layers = [stages[f"vggt_tokens_layer{i}"] for i in (4, 11, 17, 23)]
+    layers = [tiny_stages[f"vggt_tokens_layer{i}"] for i in (4, 11, 17, 23)]
     b, f, _, c = layers[0].shape
     h = w = 8
     patches = [layer[:, :, 5:].reshape(b, f, h, w, c) for layer in layers]
@@ -77,33 +60,33 @@ def _tiny(**overrides) -> GeometryAdapter:
 
 
 # --------------------------------------------------------------------------- parity
-def test_input_tokens_match_official_stats(input_tokens, stages):
-    assert list(input_tokens.shape) == stages["adapter_input_tokens__shape"].tolist()
-    torch.testing.assert_close(_stats(input_tokens), stages["adapter_input_tokens__stats"],
+def test_input_tokens_match_official_stats(input_tokens, tiny_stages):
+    assert list(input_tokens.shape) == tiny_stages["adapter_input_tokens__shape"].tolist()
+    torch.testing.assert_close(tensor_stats(input_tokens), tiny_stages["adapter_input_tokens__stats"],
                                rtol=1e-6, atol=1e-6)
 
 
-def test_encode_matches_official(posterior, stages):
-    assert _rel_err(posterior.mean, stages["adapter_latent_mean"]) <= RTOL
-    assert _rel_err(posterior.logvar, stages["adapter_latent_logvar"]) <= RTOL
-    torch.testing.assert_close(posterior.std, torch.exp(0.5 * stages["adapter_latent_logvar"]),
+def test_encode_matches_official(posterior, tiny_stages):
+    assert rel_err(posterior.mean, tiny_stages["adapter_latent_mean"]) <= RTOL
+    assert rel_err(posterior.logvar, tiny_stages["adapter_latent_logvar"]) <= RTOL
+    torch.testing.assert_close(posterior.std, torch.exp(0.5 * tiny_stages["adapter_latent_logvar"]),
                                rtol=1e-4, atol=1e-6)
 
 
-def test_decode_matches_official(adapter, stages):
+def test_decode_matches_official(adapter, tiny_stages):
     with torch.no_grad():
-        tokens = adapter.decode(stages["adapter_latent_mean"])
-    assert tokens.shape == stages["adapter_decoded_tokens"].shape == (1, 160, 9, 8, 8)
-    assert _rel_err(tokens, stages["adapter_decoded_tokens"]) <= RTOL
+        tokens = adapter.decode(tiny_stages["adapter_latent_mean"])
+    assert tokens.shape == tiny_stages["adapter_decoded_tokens"].shape == (1, 160, 9, 8, 8)
+    assert rel_err(tokens, tiny_stages["adapter_decoded_tokens"]) <= RTOL
 
 
-def test_decode_fixed_80_grid_matches_unpatched_official(adapter, stages):
+def test_decode_fixed_80_grid_matches_unpatched_official(adapter, tiny_stages):
     """token_grid=(40, 40) reproduces the official hard-coded Upsample(size=(80, 80)) decoder."""
     with torch.no_grad():
-        tokens = adapter.decode(stages["adapter_latent_mean"], token_grid=(40, 40))
-    assert list(tokens.shape) == stages["adapter_decoded_tokens_unpatched80__shape"].tolist()
-    assert _rel_err(tokens[..., ::8, ::8], stages["adapter_decoded_tokens_unpatched80__s8"]) <= RTOL
-    torch.testing.assert_close(_stats(tokens), stages["adapter_decoded_tokens_unpatched80__stats"],
+        tokens = adapter.decode(tiny_stages["adapter_latent_mean"], token_grid=(40, 40))
+    assert list(tokens.shape) == tiny_stages["adapter_decoded_tokens_unpatched80__shape"].tolist()
+    assert rel_err(tokens[..., ::8, ::8], tiny_stages["adapter_decoded_tokens_unpatched80__s8"]) <= RTOL
+    torch.testing.assert_close(tensor_stats(tokens), tiny_stages["adapter_decoded_tokens_unpatched80__stats"],
                                rtol=1e-4, atol=1e-4)
 
 
@@ -238,7 +221,7 @@ def test_bad_config_raises(kwargs, match):
 
 # --------------------------------------------------------------------------- keys and loading
 def test_full_size_key_manifest_matches_official():
-    manifest = json.loads((DATA / "official-keys" / "geo_adapter.json").read_text())
+    manifest = official_manifest("geo_adapter")
     with torch.device("meta"):
         model = GeometryAdapter()
     ours = model.state_dict()
@@ -262,20 +245,16 @@ def test_load_official_matches_file(adapter):
     assert adapter.config.hidden_dim == 4 and adapter.config.input_dim == 160
 
 
-def _copy_folder(tmp_path: Path, state: dict[str, torch.Tensor] | None = None) -> Path:
-    folder = tmp_path / "geo_adapter"
-    shutil.copytree(ADAPTER_DIR, folder)
-    if state is not None:
-        save_file(state, str(folder / WEIGHTS))
-    return folder
+def _to_training_form(state: dict[str, torch.Tensor]) -> None:
+    """The training script's layout: no ``model.`` prefix, plus the latent ``mean`` / ``std`` buffers."""
+    for key in list(state):
+        state[key.removeprefix("model.")] = state.pop(key)
+    state["mean"] = torch.tensor(GEO_LATENTS_MEAN)
+    state["std"] = torch.tensor(GEO_LATENTS_STD)
 
 
 def test_load_unprefixed_training_form_drops_mean_std(tmp_path, adapter, caplog):
-    raw = load_file(str(ADAPTER_DIR / WEIGHTS))
-    state = {k.removeprefix("model."): v for k, v in raw.items()}
-    state["mean"] = torch.tensor(GEO_LATENTS_MEAN)
-    state["std"] = torch.tensor(GEO_LATENTS_STD)
-    folder = _copy_folder(tmp_path, state)
+    folder = write_component_variant(tmp_path, ADAPTER_DIR, WEIGHTS, _to_training_form)
     with caplog.at_level(logging.INFO, logger="gen3r.models.geo_adapter"):
         model = GeometryAdapter.load_official(folder)
     assert "dropping ['mean', 'std']" in caplog.text
@@ -290,15 +269,13 @@ def test_load_unprefixed_training_form_drops_mean_std(tmp_path, adapter, caplog)
     (lambda s: s.update({"model.conv2.bias": torch.zeros(17)}), r"shape-mismatched \[post_quant_conv\.bias"),
 ])
 def test_strict_loading_lists_problems(tmp_path, mutate, match):
-    state = load_file(str(ADAPTER_DIR / WEIGHTS))
-    mutate(state)
-    folder = _copy_folder(tmp_path, state)
+    folder = write_component_variant(tmp_path, ADAPTER_DIR, WEIGHTS, mutate)
     with pytest.raises(CheckpointError, match=match):
         GeometryAdapter.load_official(folder)
 
 
 def test_load_official_config_mismatch_is_reported(tmp_path):
-    folder = _copy_folder(tmp_path)
+    folder = write_component_variant(tmp_path, ADAPTER_DIR, WEIGHTS)
     config = json.loads((folder / "config.json").read_text())
     config["hidden_dim"] = 8
     (folder / "config.json").write_text(json.dumps(config))
@@ -307,7 +284,7 @@ def test_load_official_config_mismatch_is_reported(tmp_path):
 
 
 def test_load_official_missing_files(tmp_path):
-    folder = _copy_folder(tmp_path)
+    folder = write_component_variant(tmp_path, ADAPTER_DIR, WEIGHTS)
     (folder / "config.json").unlink()
     with pytest.raises(CheckpointError, match="config.json"):
         GeometryAdapter.load_official(folder)
@@ -316,7 +293,7 @@ def test_load_official_missing_files(tmp_path):
 
 
 def test_load_official_accepts_arch_and_dtype(adapter):
-    arch = json.loads((TINY / "checkpoint" / "gen3r_arch.json").read_text())["geo_adapter"]
+    arch = tiny_arch("geo_adapter")
     model = GeometryAdapter.load_official(ADAPTER_DIR, arch=arch, torch_dtype=torch.bfloat16)
     assert all(p.dtype == torch.bfloat16 for p in model.parameters())
     assert {k: model.config[k] for k in arch["config.json"]} == arch["config.json"]

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from transformers import CLIPVisionModel
 
+from _tiny import TINY_CHECKPOINT, WEIGHTS, official_manifest, rel_err, tiny_arch, write_component_variant
 from gen3r.errors import CheckpointError, Gen3RError
 from gen3r.models.image_encoder import (
     CLIP_MEAN,
@@ -26,20 +25,13 @@ from gen3r.models.image_encoder import (
     to_official_state_dict,
 )
 
-DATA = Path(__file__).parent / "data"
-TINY = DATA / "official-tiny"
-CLIP_DIR = TINY / "checkpoint" / "clip_image_encoder"
-WEIGHTS = "diffusion_pytorch_model.safetensors"
+CLIP_DIR = TINY_CHECKPOINT / "clip_image_encoder"
 MAX_REL = 1e-4
-
-
-def max_rel_err(mine: torch.Tensor, ref: torch.Tensor) -> float:
-    return ((mine.double() - ref.double()).abs().max() / ref.double().abs().max()).item()
 
 
 @pytest.fixture(scope="module")
 def arch() -> dict:
-    return json.loads((TINY / "checkpoint" / "gen3r_arch.json").read_text())["clip_image_encoder"]
+    return tiny_arch("clip_image_encoder")
 
 
 @pytest.fixture(scope="module")
@@ -48,37 +40,32 @@ def encoder(arch) -> CLIPVisionModel:
 
 
 @pytest.fixture(scope="module")
-def frame0() -> torch.Tensor:
-    return load_file(str(TINY / "inputs.safetensors"))["control_video"][:, 0]
-
-
-@pytest.fixture(scope="module")
-def stages() -> dict[str, torch.Tensor]:
-    return load_file(str(TINY / "stages.safetensors"))
+def frame0(tiny_inputs) -> torch.Tensor:
+    return tiny_inputs["control_video"][:, 0]
 
 
 # --- parity with the official outputs ------------------------------------------------------------
-def test_uint8_truncation_matches_official(frame0, stages):
+def test_uint8_truncation_matches_official(frame0, tiny_stages):
     as_uint8 = (frame0.clamp(0, 1) * 255).to(torch.uint8)[0].permute(1, 2, 0)
-    assert torch.equal(as_uint8, stages["clip_input_uint8"])
+    assert torch.equal(as_uint8, tiny_stages["clip_input_uint8"])
 
 
-def test_encode_image_matches_official(encoder, frame0, stages):
-    task1 = load_file(str(TINY / "task_1view.safetensors"))
+def test_encode_image_matches_official(encoder, frame0, tiny_stages, tiny_task):
+    task1 = tiny_task("1view")
     with torch.no_grad():
         context = encode_image(encoder, frame0)
-    assert context.shape == stages["clip_context"].shape == (1, 257, 32)
-    assert max_rel_err(context, stages["clip_context"]) <= MAX_REL
-    assert max_rel_err(context, task1["clip_context"]) <= MAX_REL
+    assert context.shape == tiny_stages["clip_context"].shape == (1, 257, 32)
+    assert rel_err(context, tiny_stages["clip_context"]) <= MAX_REL
+    assert rel_err(context, task1["clip_context"]) <= MAX_REL
 
 
-def test_preprocess_is_the_official_chain(stages):
+def test_preprocess_is_the_official_chain(tiny_stages):
     # Independent route from the stored uint8 image: to_tensor, [-1, 1], per-image bicubic, CLIP normalise.
-    image = stages["clip_input_uint8"].permute(2, 0, 1).float().div(255).sub(0.5).div(0.5)
+    image = tiny_stages["clip_input_uint8"].permute(2, 0, 1).float().div(255).sub(0.5).div(0.5)
     resized = F.interpolate(image[None], size=(224, 224), mode="bicubic", align_corners=False)
     expected = (resized * 0.5 + 0.5 - torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)) / torch.tensor(CLIP_STD).view(
         1, 3, 1, 1)
-    frames = stages["clip_input_uint8"].permute(2, 0, 1)[None].float() / 255
+    frames = tiny_stages["clip_input_uint8"].permute(2, 0, 1)[None].float() / 255
     torch.testing.assert_close(preprocess_clip_image(frames), expected, rtol=0, atol=1e-6)
 
 
@@ -127,7 +114,7 @@ def test_qkv_split_order(encoder):
 
 
 def test_full_size_keys_match_official_manifest():
-    manifest = json.loads((DATA / "official-keys" / "clip_image_encoder.json").read_text())
+    manifest = official_manifest("clip_image_encoder")
     expected = manifest["keys"]
     assert len(expected) == manifest["num_tensors"] == 784
     dropped = {k for k in expected if k.startswith(DROPPED_PREFIXES) or k in DROPPED_KEYS}
@@ -142,13 +129,8 @@ def test_full_size_keys_match_official_manifest():
 
 
 # --- strict loading ------------------------------------------------------------------------------
-def _write_variant(tmp_path: Path, edit) -> Path:
-    folder = tmp_path / "clip_image_encoder"
-    folder.mkdir()
-    sd = load_file(str(CLIP_DIR / WEIGHTS))
-    edit(sd)
-    save_file(sd, str(folder / WEIGHTS))
-    return folder
+def _write_variant(tmp_path, edit):
+    return write_component_variant(tmp_path, CLIP_DIR, WEIGHTS, edit, copy=())  # weights only: no config.json
 
 
 def test_missing_key_raises(tmp_path, arch):

@@ -7,21 +7,20 @@ latents and posterior-noise seed and compare (rtol 1e-4).
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping
 
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 
+from _tiny import TINY_CHECKPOINT, strided_copies, tensor_stats
 from gen3r.pipeline import Gen3RPipeline
 
-DATA = Path(__file__).parent / "data" / "official-tiny"
 TASKS = {"1view": (0, "zoom_out"), "2view": (1, "free"), "allview": (2, "free")}
 PROMPT = "a quiet stone courtyard with arches and a small fountain, soft morning light"
 
 
-def assert_matches(mine: torch.Tensor, ref: dict, name: str, rtol: float = 1e-4) -> None:
+def assert_matches(mine: torch.Tensor, ref: Mapping[str, torch.Tensor], name: str, rtol: float = 1e-4) -> None:
     """Compare a full tensor with the fixture's strided copy and full-tensor stats.
 
     Relative error is measured against the tensor's scale: |ours - official| <= rtol * (|official|
@@ -29,37 +28,26 @@ def assert_matches(mine: torch.Tensor, ref: dict, name: str, rtol: float = 1e-4)
     float32 denoising steps (the final latents differ by ~4e-6 from float32 rounding).
     """
     mine = torch.as_tensor(np.asarray(mine) if not isinstance(mine, torch.Tensor) else mine)
-    assert list(mine.shape) == ref[f"{name}__shape"].tolist(), name
-    strided = [k for k in ref if k.startswith(f"{name}__s") and k[len(name) + 3:].isdigit()]
-    assert strided, name
-    k = int(strided[0][len(name) + 3:])
+    k, expected = next(iter(strided_copies(mine, ref, name).items()))
     if mine.ndim == 5 and mine.shape[-1] in (1, 3) and name not in ("plucker_embeddings",):
         sl = mine[:, :, ::k, ::k]
     else:
         sl = mine[..., ::k, ::k]
-    expected = ref[strided[0]]
     atol = rtol * expected.abs().max().item()
     torch.testing.assert_close(sl.to(expected.dtype), expected, rtol=rtol, atol=atol, msg=name)
-    d = mine.double()
-    stats = torch.stack([d.sum(), d.abs().sum(), (d * d).sum(), d.min(), d.max(), d.mean()])
-    torch.testing.assert_close(stats, ref[f"{name}__stats"], rtol=rtol, atol=rtol, msg=f"{name} stats")
+    torch.testing.assert_close(tensor_stats(mine), ref[f"{name}__stats"], rtol=rtol, atol=rtol, msg=f"{name} stats")
 
 
 @pytest.fixture(scope="module")
 def pipe():
-    return Gen3RPipeline.from_pretrained(DATA / "checkpoint")
-
-
-@pytest.fixture(scope="module")
-def inputs():
-    return load_file(str(DATA / "inputs.safetensors"))
+    return Gen3RPipeline.from_pretrained(TINY_CHECKPOINT)
 
 
 @pytest.mark.parametrize("task", list(TASKS))
-def test_pipeline_matches_official(pipe, inputs, task):
+def test_pipeline_matches_official(pipe, tiny_inputs, tiny_task, task):
     index, camera = TASKS[task]
-    ref = load_file(str(DATA / f"task_{task}.safetensors"))
-    video = inputs["control_video"]
+    ref = tiny_task(task)
+    video = tiny_inputs["control_video"]
     images = {"1view": video[:, :1], "2view": video[:, [0, -1]], "allview": video}[task]
     steps: list[torch.Tensor] = []
 
@@ -88,9 +76,9 @@ def test_pipeline_matches_official(pipe, inputs, task):
     assert mask.sum().item() == pytest.approx(float(ref["point_masks__stats"][0]), abs=2)
 
 
-def test_condition_latents_match(pipe, inputs):
+def test_condition_latents_match(pipe, tiny_inputs, tiny_task):
     """The DiT condition y for 1view equals the official control_latents (posterior noise injected)."""
-    ref = load_file(str(DATA / "task_1view.safetensors"))
-    frames = inputs["control_video"][:, :1]
+    ref = tiny_task("1view")
+    frames = tiny_inputs["control_video"][:, :1]
     y = pipe.prepare_condition(frames, "1view", 9, torch.Generator().manual_seed(5151))
     torch.testing.assert_close(y, ref["control_latents"], rtol=1e-4, atol=1e-5)

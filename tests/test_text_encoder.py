@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from transformers import UMT5EncoderModel
 
+from _tiny import TINY, TINY_CHECKPOINT, WEIGHTS, official_manifest
+from _tiny import rel_err, write_component_variant, write_sharded_component
 from gen3r.errors import CheckpointError, Gen3RError
 from gen3r.models.text_encoder import (
     OFFICIAL_CONFIG,
@@ -26,16 +26,9 @@ from gen3r.models.text_encoder import (
     umt5_config_from_official,
 )
 
-DATA = Path(__file__).parent / "data"
-TINY = DATA / "official-tiny"
-TE_DIR = TINY / "checkpoint" / "text_encoder"
-TOKENIZER_DIR = TINY / "checkpoint" / "tokenizer"
-WEIGHTS = "diffusion_pytorch_model.safetensors"
+TE_DIR = TINY_CHECKPOINT / "text_encoder"
+TOKENIZER_DIR = TINY_CHECKPOINT / "tokenizer"
 MAX_REL = 1e-4
-
-
-def max_rel_err(mine: torch.Tensor, ref: torch.Tensor) -> float:
-    return ((mine.double() - ref.double()).abs().max() / ref.double().abs().max()).item()
 
 
 @pytest.fixture(scope="module")
@@ -53,49 +46,39 @@ def tokenizer():
     return load_tokenizer(TOKENIZER_DIR)
 
 
-@pytest.fixture(scope="module")
-def inputs() -> dict[str, torch.Tensor]:
-    return load_file(str(TINY / "inputs.safetensors"))
-
-
-@pytest.fixture(scope="module")
-def stages() -> dict[str, torch.Tensor]:
-    return load_file(str(TINY / "stages.safetensors"))
-
-
 # --- parity with the official outputs ------------------------------------------------------------
-def test_stored_ids_give_official_embeddings(encoder, inputs, stages):
+def test_stored_ids_give_official_embeddings(encoder, tiny_inputs, tiny_stages):
     with torch.no_grad():
-        pos, neg = (encode_token_ids(encoder, inputs[f"{name}_input_ids"], inputs[f"{name}_attention_mask"])[0]
-                    for name in ("prompt", "negative"))
-    assert pos.shape == stages["text_prompt_embeds"].shape == (15, 32)
-    assert neg.shape == stages["text_negative_prompt_embeds"].shape == (3, 32)
-    assert max_rel_err(pos, stages["text_prompt_embeds"]) <= MAX_REL
-    assert max_rel_err(neg, stages["text_negative_prompt_embeds"]) <= MAX_REL
+        pos, neg = (encode_token_ids(encoder, tiny_inputs[f"{name}_input_ids"],
+                                     tiny_inputs[f"{name}_attention_mask"])[0] for name in ("prompt", "negative"))
+    assert pos.shape == tiny_stages["text_prompt_embeds"].shape == (15, 32)
+    assert neg.shape == tiny_stages["text_negative_prompt_embeds"].shape == (3, 32)
+    assert rel_err(pos, tiny_stages["text_prompt_embeds"]) <= MAX_REL
+    assert rel_err(neg, tiny_stages["text_negative_prompt_embeds"]) <= MAX_REL
 
 
-def test_untrimmed_output_matches_official(encoder, inputs, stages):
+def test_untrimmed_output_matches_official(encoder, tiny_inputs, tiny_stages):
     with torch.no_grad():
-        out = encoder(input_ids=inputs["prompt_input_ids"],
-                      attention_mask=inputs["prompt_attention_mask"]).last_hidden_state[0]
+        out = encoder(input_ids=tiny_inputs["prompt_input_ids"],
+                      attention_mask=tiny_inputs["prompt_attention_mask"]).last_hidden_state[0]
     assert out.shape == (TEXT_LEN, 32)
-    assert max_rel_err(out, stages["text_prompt_embeds_untrimmed_512"]) <= MAX_REL
+    assert rel_err(out, tiny_stages["text_prompt_embeds_untrimmed_512"]) <= MAX_REL
 
 
-def test_tokenizer_reproduces_stored_ids(tokenizer, inputs, meta):
+def test_tokenizer_reproduces_stored_ids(tokenizer, tiny_inputs, meta):
     tokens = tokenizer([meta["prompt"], meta["negative_prompt"]], padding="max_length", max_length=TEXT_LEN,
                        truncation=True, return_tensors="pt")
-    assert torch.equal(tokens.input_ids[:1], inputs["prompt_input_ids"])
-    assert torch.equal(tokens.input_ids[1:], inputs["negative_input_ids"])
-    assert torch.equal(tokens.attention_mask[:1], inputs["prompt_attention_mask"])
-    assert torch.equal(tokens.attention_mask[1:], inputs["negative_attention_mask"])
+    assert torch.equal(tokens.input_ids[:1], tiny_inputs["prompt_input_ids"])
+    assert torch.equal(tokens.input_ids[1:], tiny_inputs["negative_input_ids"])
+    assert torch.equal(tokens.attention_mask[:1], tiny_inputs["prompt_attention_mask"])
+    assert torch.equal(tokens.attention_mask[1:], tiny_inputs["negative_attention_mask"])
 
 
-def test_encode_prompt_from_strings_matches_official(tokenizer, encoder, stages, meta):
+def test_encode_prompt_from_strings_matches_official(tokenizer, encoder, tiny_stages, meta):
     with torch.no_grad():
         pos, neg = encode_prompt(tokenizer, encoder, [meta["prompt"], meta["negative_prompt"]])
-    assert max_rel_err(pos, stages["text_prompt_embeds"]) <= MAX_REL
-    assert max_rel_err(neg, stages["text_negative_prompt_embeds"]) <= MAX_REL
+    assert rel_err(pos, tiny_stages["text_prompt_embeds"]) <= MAX_REL
+    assert rel_err(neg, tiny_stages["text_negative_prompt_embeds"]) <= MAX_REL
     padded = pad_prompt_embeds([pos, neg])
     assert padded.shape == (2, TEXT_LEN, 32)
     assert torch.equal(padded[0, :15], pos) and torch.equal(padded[1, :3], neg)
@@ -144,7 +127,7 @@ def test_official_round_trip_is_identity():
 
 
 def test_full_size_keys_match_official_manifest():
-    manifest = json.loads((DATA / "official-keys" / "text_encoder.json").read_text())
+    manifest = official_manifest("text_encoder")
     assert {k: manifest["config"][k] for k in OFFICIAL_CONFIG} == OFFICIAL_CONFIG
     with torch.device("meta"):
         model = UMT5EncoderModel(umt5_config_from_official(manifest["config"]))
@@ -162,52 +145,40 @@ def test_shared_position_bias_config_is_rejected():
 
 
 # --- loading: shards, strictness, bad folders -----------------------------------------------------
-def _copy_folder(tmp_path: Path, edit=None) -> Path:
-    folder = tmp_path / "text_encoder"
-    folder.mkdir()
-    shutil.copy(TE_DIR / "config.json", folder / "config.json")
-    sd = load_file(str(TE_DIR / WEIGHTS))
-    if edit is not None:
-        edit(sd)
-    save_file(sd, str(folder / WEIGHTS))
-    return folder
+def _write_variant(tmp_path, edit=None):
+    return write_component_variant(tmp_path, TE_DIR, WEIGHTS, edit)
 
 
-def test_sharded_folder_loads_like_single_file(tmp_path, encoder, inputs):
-    folder = tmp_path / "sharded"
-    folder.mkdir()
-    shutil.copy(TE_DIR / "config.json", folder / "config.json")
-    sd = load_file(str(TE_DIR / WEIGHTS))
-    keys = sorted(sd)
-    save_file({k: sd[k] for k in keys[::2]}, str(folder / "diffusion_pytorch_model-00001-of-00002.safetensors"))
-    save_file({k: sd[k] for k in keys[1::2]}, str(folder / "diffusion_pytorch_model-00002-of-00002.safetensors"))
+def test_sharded_folder_loads_like_single_file(tmp_path, encoder, tiny_inputs):
+    shards = [f"diffusion_pytorch_model-0000{i}-of-00002.safetensors" for i in (1, 2)]
+    folder = write_sharded_component(tmp_path, TE_DIR, WEIGHTS, shards)
     sharded = load_official_text_encoder(folder)
-    ids, mask = inputs["prompt_input_ids"], inputs["prompt_attention_mask"]
+    ids, mask = tiny_inputs["prompt_input_ids"], tiny_inputs["prompt_attention_mask"]
     with torch.no_grad():
         torch.testing.assert_close(encode_token_ids(sharded, ids, mask)[0], encode_token_ids(encoder, ids, mask)[0],
                                    rtol=0, atol=0)
 
 
 def test_missing_key_raises(tmp_path):
-    folder = _copy_folder(tmp_path, lambda sd: sd.pop("blocks.1.ffn.fc1.weight"))
+    folder = _write_variant(tmp_path, lambda sd: sd.pop("blocks.1.ffn.fc1.weight"))
     with pytest.raises(CheckpointError, match=r"1 missing \[encoder\.block\.1\.layer\.1\.DenseReluDense\.wi_1"):
         load_official_text_encoder(folder)
 
 
 def test_unexpected_key_raises(tmp_path):
-    folder = _copy_folder(tmp_path, lambda sd: sd.update({"pos_embedding.embedding.weight": torch.zeros(32, 4)}))
+    folder = _write_variant(tmp_path, lambda sd: sd.update({"pos_embedding.embedding.weight": torch.zeros(32, 4)}))
     with pytest.raises(CheckpointError, match=r"'pos_embedding\.embedding\.weight'"):
         load_official_text_encoder(folder)
 
 
 def test_shape_mismatch_raises(tmp_path):
-    folder = _copy_folder(tmp_path, lambda sd: sd.update({"norm.weight": torch.ones(33)}))
+    folder = _write_variant(tmp_path, lambda sd: sd.update({"norm.weight": torch.ones(33)}))
     with pytest.raises(CheckpointError, match=r"encoder\.final_layer_norm\.weight \(33,\) != \(32,\)"):
         load_official_text_encoder(folder)
 
 
 def test_missing_config_and_tokenizer_raise(tmp_path):
-    folder = _copy_folder(tmp_path)
+    folder = _write_variant(tmp_path)
     (folder / "config.json").unlink()
     with pytest.raises(CheckpointError, match="config.json"):
         load_official_text_encoder(folder)
@@ -221,10 +192,10 @@ def test_bfloat16_load():
 
 
 # --- transformers round trip ---------------------------------------------------------------------
-def test_save_pretrained_round_trip(tmp_path, encoder, inputs):
+def test_save_pretrained_round_trip(tmp_path, encoder, tiny_inputs):
     encoder.save_pretrained(tmp_path / "te")
     again = UMT5EncoderModel.from_pretrained(tmp_path / "te", local_files_only=True)
-    ids, mask = inputs["prompt_input_ids"], inputs["prompt_attention_mask"]
+    ids, mask = tiny_inputs["prompt_input_ids"], tiny_inputs["prompt_attention_mask"]
     with torch.no_grad():
         torch.testing.assert_close(encode_token_ids(again, ids, mask)[0], encode_token_ids(encoder, ids, mask)[0],
                                    rtol=0, atol=0)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from collections.abc import Callable, Mapping
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
+from _tiny import TINY_CHECKPOINT, WEIGHTS, official_manifest, tiny_arch
+from _tiny import rel_err, tensor_stats, write_component_variant, write_sharded_component
 from gen3r.cameras.plucker import pack_plucker_for_dit, plucker_rays
 from gen3r.errors import CheckpointError, Gen3RError
 from gen3r.models.transformer import (
@@ -22,11 +24,9 @@ from gen3r.models.transformer import (
     to_official_state_dict,
 )
 
-DATA = Path(__file__).parent / "data"
-TINY = DATA / "official-tiny"
-TRANSFORMER_DIR = TINY / "checkpoint" / "transformer"
-ARCH = json.loads((TINY / "checkpoint" / "gen3r_arch.json").read_text())["transformer"]
-MANIFEST = json.loads((DATA / "official-keys" / "transformer.json").read_text())
+TRANSFORMER_DIR = TINY_CHECKPOINT / "transformer"
+ARCH = tiny_arch("transformer")
+MANIFEST = official_manifest("transformer")
 H = W = 112  # fixture resolution (pixels); latent joint grid 3 x 14 x 28
 
 
@@ -34,9 +34,10 @@ def _pad(context: torch.Tensor) -> torch.Tensor:
     return torch.cat([context, context.new_zeros(TEXT_TOKENS - context.shape[0], context.shape[1])])
 
 
-def _dit0_inputs(task: str) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+def _dit0_inputs(tiny_task: Callable[[str], Mapping[str, torch.Tensor]],
+                 task: str) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Inputs of the first official DiT call of ``task`` (CFG batch [uncond, cond]) and its output."""
-    t = load_file(str(TINY / f"task_{task}.safetensors"))
+    t = tiny_task(task)
     latent = torch.cat([t["initial_latents"]] * 2)
     condition = torch.cat([t["control_latents"]] * 2)
     if task == "1view":
@@ -59,10 +60,6 @@ def official_model() -> Gen3RTransformer3DModel:
     return Gen3RTransformer3DModel.load_official(TRANSFORMER_DIR, arch=ARCH)
 
 
-def _max_rel(out: torch.Tensor, ref: torch.Tensor) -> float:
-    return ((out.float() - ref).abs().max() / ref.abs().max()).item()
-
-
 def _tiny(**overrides) -> Gen3RTransformer3DModel:
     config = config_from_official(json.loads((TRANSFORMER_DIR / "config.json").read_text()), ARCH)
     torch.manual_seed(0)
@@ -71,14 +68,12 @@ def _tiny(**overrides) -> Gen3RTransformer3DModel:
 
 # ------------------------------------------------------------------ parity with the official code
 
-def test_plucker_map_matches_official_fixture():
-    t = load_file(str(TINY / "task_1view.safetensors"))
+def test_plucker_map_matches_official_fixture(tiny_task):
+    t = tiny_task("1view")
     plucker = plucker_rays(t["c2ws"][0], t["Ks"][0], H, W)[None]
     assert list(plucker.shape) == t["plucker_embeddings__shape"].tolist()
     torch.testing.assert_close(plucker[..., ::4, ::4], t["plucker_embeddings__s4"], rtol=1e-5, atol=1e-6)
-    d = plucker.double()
-    stats = torch.stack([d.sum(), d.abs().sum(), (d * d).sum(), d.min(), d.max(), d.mean()])
-    torch.testing.assert_close(stats, t["plucker_embeddings__stats"], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(tensor_stats(plucker), t["plucker_embeddings__stats"], rtol=1e-5, atol=1e-5)
     packed = pack_plucker_for_dit(plucker)
     assert packed.shape == (1, 24, 3, H, 2 * W)
     # channel 4*c + k of latent frame j holds ray channel c of pixel frame 4(j-1)+1+k (frame 0 for j=0)
@@ -87,23 +82,23 @@ def test_plucker_map_matches_official_fixture():
 
 
 @pytest.mark.parametrize("task", ["1view", "2view", "allview"])
-def test_first_dit_call_matches_official(official_model, task):
-    inputs, ref = _dit0_inputs(task)
+def test_first_dit_call_matches_official(official_model, task, tiny_task):
+    inputs, ref = _dit0_inputs(tiny_task, task)
     with torch.no_grad():
         out = official_model(**inputs).sample
     assert out.shape == ref.shape == (2, 16, 3, 14, 28)
-    assert _max_rel(out, ref) <= 1e-4
+    assert rel_err(out, ref) <= 1e-4
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
 
 
-def test_camera_changes_the_output_and_none_means_zero_rays(official_model):
-    inputs, ref = _dit0_inputs("1view")
+def test_camera_changes_the_output_and_none_means_zero_rays(official_model, tiny_task):
+    inputs, ref = _dit0_inputs(tiny_task, "1view")
     zeros = {**inputs, "camera": torch.zeros_like(inputs["camera"])}
     with torch.no_grad():
         with_zeros = official_model(**zeros).sample
         with_none = official_model(**{**inputs, "camera": None}).sample
     torch.testing.assert_close(with_none, with_zeros, rtol=0, atol=0)
-    assert _max_rel(with_zeros, ref) > 1e-2  # the 1view rays really matter
+    assert rel_err(with_zeros, ref) > 1e-2  # the 1view rays really matter
 
 
 def test_camera_adapter_runs_for_zero_rays(official_model):
@@ -116,8 +111,8 @@ def test_camera_adapter_runs_for_zero_rays(official_model):
     assert not torch.allclose(features[..., 0, 0], features[..., 3, 3])  # zero padding at borders
 
 
-def test_fp32_residual_is_exact_in_float32(official_model):
-    inputs, ref = _dit0_inputs("2view")
+def test_fp32_residual_is_exact_in_float32(official_model, tiny_task):
+    inputs, ref = _dit0_inputs(tiny_task, "2view")
     plain = Gen3RTransformer3DModel.from_config({**official_model.config, "fp32_residual": False}).eval()
     plain.load_state_dict(official_model.state_dict())
     with torch.no_grad():
@@ -125,7 +120,7 @@ def test_fp32_residual_is_exact_in_float32(official_model):
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
 
 
-def test_bf16_keeps_float32_residual_and_fp32_modules():
+def test_bf16_keeps_float32_residual_and_fp32_modules(tiny_task):
     model = Gen3RTransformer3DModel.load_official(TRANSFORMER_DIR, arch=ARCH, torch_dtype=torch.bfloat16)
     dtypes = dict((name, p.dtype) for name, p in model.named_parameters())
     for name in ("condition_embedder.time_embedder.linear_1.weight", "condition_embedder.time_proj.weight",
@@ -136,7 +131,7 @@ def test_bf16_keeps_float32_residual_and_fp32_modules():
         assert dtypes[name] == torch.bfloat16, name
     residual_dtypes = []
     model.blocks[0].register_forward_hook(lambda module, args, out: residual_dtypes.append(out.dtype))
-    inputs, ref = _dit0_inputs("2view")
+    inputs, ref = _dit0_inputs(tiny_task, "2view")
     inputs = {k: v.bfloat16() if k != "timestep" else v for k, v in inputs.items()}
     with torch.no_grad():
         out = model(**inputs).sample
@@ -209,7 +204,7 @@ def test_full_size_key_mapping_matches_official_manifest():
 
 
 def test_key_table_agrees_with_diffusers_converter():
-    official = load_file(str(TRANSFORMER_DIR / "diffusion_pytorch_model.safetensors"))
+    official = load_file(str(TRANSFORMER_DIR / WEIGHTS))
     theirs = convert_wan_transformer_to_diffusers(dict(official))
     ours = from_official_state_dict(official)
     assert set(ours) == set(theirs)
@@ -234,24 +229,16 @@ def test_official_config_mapping():
 
 # ------------------------------------------------------------------ strict loading
 
-def _copy_checkpoint(tmp_path: Path, edit) -> Path:
-    folder = tmp_path / "transformer"
-    folder.mkdir()
-    (folder / "config.json").write_text((TRANSFORMER_DIR / "config.json").read_text())
-    state = load_file(str(TRANSFORMER_DIR / "diffusion_pytorch_model.safetensors"))
-    save_file(edit(state), str(folder / "diffusion_pytorch_model.safetensors"))
-    return folder
-
-
 @pytest.mark.parametrize("edit, message", [
-    (lambda sd: {k: v for k, v in sd.items() if k != "blocks.1.cross_attn.k_img.weight"},
+    (lambda sd: sd.pop("blocks.1.cross_attn.k_img.weight"),
      r"1 missing \[blocks\.1\.attn2\.add_k_proj\.weight\]"),
-    (lambda sd: {**sd, "blocks.0.self_attn.alpha": torch.zeros(1)}, r"1 unexpected \[blocks\.0\.self_attn\.alpha\]"),
-    (lambda sd: {**sd, "patch_embedding.weight": torch.zeros(32, 32, 1, 2, 2)},
+    (lambda sd: sd.update({"blocks.0.self_attn.alpha": torch.zeros(1)}),
+     r"1 unexpected \[blocks\.0\.self_attn\.alpha\]"),
+    (lambda sd: sd.update({"patch_embedding.weight": torch.zeros(32, 32, 1, 2, 2)}),
      r"1 shape-mismatched \[patch_embedding\.weight \(32, 32, 1, 2, 2\) != \(32, 36, 1, 2, 2\)\]"),
 ])
 def test_strict_loading_lists_bad_keys(tmp_path, edit, message):
-    folder = _copy_checkpoint(tmp_path, edit)
+    folder = write_component_variant(tmp_path, TRANSFORMER_DIR, WEIGHTS, edit)
     with pytest.raises(CheckpointError, match=message):
         Gen3RTransformer3DModel.load_official(folder, arch=ARCH)
 
@@ -273,26 +260,21 @@ def test_wrong_clip_width_is_reported():
 
 
 def test_sharded_weights_load(tmp_path, official_model):
-    folder = tmp_path / "sharded"
-    folder.mkdir()
-    (folder / "config.json").write_text((TRANSFORMER_DIR / "config.json").read_text())
-    state = load_file(str(TRANSFORMER_DIR / "diffusion_pytorch_model.safetensors"))
-    keys = sorted(state)
-    save_file({k: state[k] for k in keys[::2]}, str(folder / "part-00001.safetensors"))
-    save_file({k: state[k] for k in keys[1::2]}, str(folder / "part-00002.safetensors"))
+    shards = ["part-00001.safetensors", "part-00002.safetensors"]
+    folder = write_sharded_component(tmp_path, TRANSFORMER_DIR, WEIGHTS, shards)
     model = Gen3RTransformer3DModel.load_official(folder, arch=ARCH)
     reference = official_model.state_dict()
     assert all(torch.equal(v, reference[k]) for k, v in model.state_dict().items())
 
 
-def test_save_pretrained_round_trip(tmp_path, official_model):
+def test_save_pretrained_round_trip(tmp_path, official_model, tiny_task):
     official_model.save_pretrained(tmp_path / "ours")
     saved = json.loads((tmp_path / "ours" / "config.json").read_text())
     assert saved["shared_width_rope"] is True and saved["camera_in_channels"] == 24
     assert saved["num_layers"] == official_model.config.num_layers == len(official_model.blocks) == 2
     reloaded = Gen3RTransformer3DModel.from_pretrained(tmp_path / "ours").eval()
     assert isinstance(reloaded.rope.freqs_cos, torch.Tensor) and not reloaded.rope.freqs_cos.is_meta
-    inputs, _ = _dit0_inputs("1view")
+    inputs, _ = _dit0_inputs(tiny_task, "1view")
     with torch.no_grad():
         torch.testing.assert_close(reloaded(**inputs).sample, official_model(**inputs).sample, rtol=0, atol=0)
 
@@ -308,8 +290,8 @@ def test_save_pretrained_round_trip(tmp_path, official_model):
     ("encoder_hidden_states_image", None, "CLIP"),
     ("timestep", torch.zeros(3), "timestep"),
 ])
-def test_bad_inputs_raise(official_model, field, value, message):
-    inputs, _ = _dit0_inputs("2view")
+def test_bad_inputs_raise(official_model, field, value, message, tiny_task):
+    inputs, _ = _dit0_inputs(tiny_task, "2view")
     inputs[field] = value
     if field == "hidden_states" and value.shape[-1] != 28:
         inputs["camera"] = None
@@ -326,17 +308,17 @@ def test_camera_without_adapter_is_refused():
 
 # ------------------------------------------------------------------ memory features
 
-def test_group_offloading_matches(official_model):
+def test_group_offloading_matches(official_model, tiny_task):
     model = Gen3RTransformer3DModel.load_official(TRANSFORMER_DIR, arch=ARCH)
     model.enable_group_offload(onload_device=torch.device("cpu"), offload_type="block_level",
                                num_blocks_per_group=1)
-    inputs, _ = _dit0_inputs("1view")
+    inputs, _ = _dit0_inputs(tiny_task, "1view")
     with torch.no_grad():
         torch.testing.assert_close(model(**inputs).sample, official_model(**inputs).sample, rtol=0, atol=0)
 
 
-def test_gradient_checkpointing_matches():
-    inputs, _ = _dit0_inputs("1view")
+def test_gradient_checkpointing_matches(tiny_task):
+    inputs, _ = _dit0_inputs(tiny_task, "1view")
     grads = []
     for checkpointing in (False, True):
         model = Gen3RTransformer3DModel.load_official(TRANSFORMER_DIR, arch=ARCH).train()

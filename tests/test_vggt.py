@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-from pathlib import Path
+from collections.abc import Mapping
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
 
+from _tiny import TINY_CHECKPOINT, official_manifest, strided_copies, tensor_stats, tiny_arch, write_component_variant
 from gen3r.errors import CheckpointError, Gen3RError
 from gen3r.models.vggt import (
     VGGT,
@@ -21,9 +20,7 @@ from gen3r.models.vggt import (
 )
 from gen3r.models.vggt_layers import RotaryPositionEmbedding2D
 
-DATA = Path(__file__).parent / "data"
-TINY = DATA / "official-tiny"
-VGGT_DIR = TINY / "checkpoint" / "vggt"
+VGGT_DIR = TINY_CHECKPOINT / "vggt"
 LAYERS = (4, 11, 17, 23)
 
 
@@ -37,23 +34,18 @@ def _assert_close(mine: torch.Tensor, ref: torch.Tensor, rtol: float = 1e-4) -> 
     torch.testing.assert_close(mine, ref, rtol=rtol, atol=rtol * 0.1 * ref.abs().max().item())
 
 
-def _check_full(mine: torch.Tensor, stages: dict[str, torch.Tensor], name: str) -> None:
+def _check_full(mine: torch.Tensor, stages: Mapping[str, torch.Tensor], name: str) -> None:
     """Compare a full tensor with ``name__shape``, ``name__sK`` and ``name__stats`` of the fixture."""
-    assert list(mine.shape) == stages[f"{name}__shape"].tolist()
-    strided = [k for k in stages if k.startswith(f"{name}__s") and k[len(name) + 3:].isdigit()]
-    assert strided, name
-    for key in strided:
-        k = int(key[len(name) + 3:])
-        _assert_close(mine[:, :, ::k, ::k], stages[key])
+    for k, copy in strided_copies(mine, stages, name).items():
+        _assert_close(mine[:, :, ::k, ::k], copy)
     _check_stats(mine, stages[f"{name}__stats"])
 
 
 def _check_stats(mine: torch.Tensor, ref: torch.Tensor) -> None:
     """[sum, sum|x|, sum x^2, min, max, mean] within 1e-4 of each statistic's natural scale."""
-    d = mine.double()
-    got = torch.stack([d.sum(), d.abs().sum(), (d * d).sum(), d.min(), d.max(), d.mean()])
+    got = tensor_stats(mine)
     scale = torch.tensor([ref[1], ref[1], ref[2], ref[3:5].abs().max(), ref[3:5].abs().max(),
-                          ref[1] / d.numel()], dtype=torch.float64)
+                          ref[1] / mine.numel()], dtype=torch.float64)
     assert ((got - ref).abs() <= 1e-4 * scale).all(), (got, ref)
 
 
@@ -69,7 +61,7 @@ def _single_thread():
 
 @pytest.fixture(scope="module")
 def arch() -> dict:
-    return json.loads((TINY / "checkpoint" / "gen3r_arch.json").read_text())["vggt"]
+    return tiny_arch("vggt")
 
 
 @pytest.fixture(scope="module")
@@ -78,13 +70,8 @@ def model(arch: dict) -> VGGT:
 
 
 @pytest.fixture(scope="module")
-def stages() -> dict[str, torch.Tensor]:
-    return load_file(str(TINY / "stages.safetensors"))
-
-
-@pytest.fixture(scope="module")
-def video() -> torch.Tensor:
-    return load_file(str(TINY / "inputs.safetensors"))["control_video"]
+def video(tiny_inputs) -> torch.Tensor:
+    return tiny_inputs["control_video"]
 
 
 @pytest.fixture(scope="module")
@@ -94,15 +81,15 @@ def aggregated(model: VGGT, video: torch.Tensor) -> tuple[list[torch.Tensor], in
 
 
 @pytest.fixture(scope="module")
-def decoded_tokens(stages: dict[str, torch.Tensor]) -> list[torch.Tensor]:
-    return adapter_output_to_tokens(stages["adapter_decoded_tokens"])
+def decoded_tokens(tiny_stages) -> list[torch.Tensor]:
+    return adapter_output_to_tokens(tiny_stages["adapter_decoded_tokens"])
 
 
 # ------------------------------------------------------------------------------ key layout
 
 
 def test_full_size_key_manifest_matches_official() -> None:
-    manifest = json.loads((DATA / "official-keys" / "vggt.json").read_text())
+    manifest = official_manifest("vggt")
     with torch.device("meta"):
         model = VGGT()
     ours = {k: list(v.shape) for k, v in to_official_state_dict(model.state_dict()).items()}
@@ -125,11 +112,11 @@ def test_arch_section_sets_tiny_sizes(model: VGGT, arch: dict) -> None:
 # ------------------------------------------------------------------------------ parity: aggregator path
 
 
-def test_aggregator_tokens_match_official(aggregated, stages) -> None:
+def test_aggregator_tokens_match_official(aggregated, tiny_stages) -> None:
     tokens, start = aggregated
     assert start == 5 and len(tokens) == 4
     for layer, t in zip(LAYERS, tokens):
-        _assert_close(t, stages[f"vggt_tokens_layer{layer}"])
+        _assert_close(t, tiny_stages[f"vggt_tokens_layer{layer}"])
 
 
 def test_all_layers_contains_tapped_layers(model, video, aggregated) -> None:
@@ -141,38 +128,38 @@ def test_all_layers_contains_tapped_layers(model, video, aggregated) -> None:
         assert torch.equal(every[layer], t)
 
 
-def test_camera_head_matches_official(model, aggregated, stages) -> None:
+def test_camera_head_matches_official(model, aggregated, tiny_stages) -> None:
     with torch.no_grad():
         iters = model.predict_cameras(aggregated[0])
     assert len(iters) == 4
-    _assert_close(torch.stack(iters), stages["vggt_pose_enc_iters"])
-    _assert_close(iters[-1], stages["vggt_pose_enc"])
+    _assert_close(torch.stack(iters), tiny_stages["vggt_pose_enc_iters"])
+    _assert_close(iters[-1], tiny_stages["vggt_pose_enc"])
     from gen3r.cameras import pose_encoding_to_extri_intri
 
     extrinsic, intrinsic = pose_encoding_to_extri_intri(iters[-1], (112, 112))
-    _assert_close(extrinsic, stages["vggt_extrinsic"])
-    _assert_close(intrinsic, stages["vggt_intrinsic"])
+    _assert_close(extrinsic, tiny_stages["vggt_extrinsic"])
+    _assert_close(intrinsic, tiny_stages["vggt_intrinsic"])
 
 
-def test_depth_head_matches_official(model, aggregated, stages, video) -> None:
+def test_depth_head_matches_official(model, aggregated, tiny_stages, video) -> None:
     with torch.no_grad():
         depth, conf = model.predict_depth(aggregated[0], tuple(video.shape[-2:]), aggregated[1])
-    _check_full(depth, stages, "vggt_depth")
-    _check_full(conf, stages, "vggt_depth_conf")
+    _check_full(depth, tiny_stages, "vggt_depth")
+    _check_full(conf, tiny_stages, "vggt_depth_conf")
 
 
-def test_point_head_matches_official(model, aggregated, stages, video) -> None:
+def test_point_head_matches_official(model, aggregated, tiny_stages, video) -> None:
     with torch.no_grad():
         points, conf = model.predict_points(aggregated[0], tuple(video.shape[-2:]), aggregated[1])
-    _check_full(points, stages, "vggt_world_points")
-    _check_full(conf, stages, "vggt_world_points_conf")
+    _check_full(points, tiny_stages, "vggt_world_points")
+    _check_full(conf, tiny_stages, "vggt_world_points_conf")
 
 
-def test_adapter_input_matches_official(aggregated, stages) -> None:
+def test_adapter_input_matches_official(aggregated, tiny_stages) -> None:
     tokens, start = aggregated
     x = tokens_to_adapter_input(tokens, start, (8, 8))
-    assert list(x.shape) == stages["adapter_input_tokens__shape"].tolist()
-    _check_stats(x, stages["adapter_input_tokens__stats"])
+    assert list(x.shape) == tiny_stages["adapter_input_tokens__shape"].tolist()
+    _check_stats(x, tiny_stages["adapter_input_tokens__stats"])
 
 
 def test_forward_equals_pieces(model, video) -> None:
@@ -191,33 +178,33 @@ def test_forward_equals_pieces(model, video) -> None:
 # ------------------------------------------------------------------------------ parity: decoded path
 
 
-def test_decoded_special_tokens_match_official(decoded_tokens, stages) -> None:
+def test_decoded_special_tokens_match_official(decoded_tokens, tiny_stages) -> None:
     assert len(decoded_tokens) == 4
     for t in decoded_tokens:
         assert t.shape == (1, 9, 69, 32)
-        _assert_close(t[:, :, :5], stages["decoded_cam_register_tokens"])
+        _assert_close(t[:, :, :5], tiny_stages["decoded_cam_register_tokens"])
 
 
-def test_decoded_cameras_match_official(model, decoded_tokens, stages) -> None:
+def test_decoded_cameras_match_official(model, decoded_tokens, tiny_stages) -> None:
     with torch.no_grad():
         iters = model.predict_cameras(decoded_tokens)
-    _assert_close(torch.stack(iters), stages["decoded_pose_enc_iters"])
-    _assert_close(iters[-1], stages["decoded_pose_enc"])
+    _assert_close(torch.stack(iters), tiny_stages["decoded_pose_enc_iters"])
+    _assert_close(iters[-1], tiny_stages["decoded_pose_enc"])
     from gen3r.cameras import pose_encoding_to_extri_intri
 
     extrinsic, intrinsic = pose_encoding_to_extri_intri(iters[-1], (112, 112))
-    _assert_close(extrinsic, stages["decoded_extrinsic"])
-    _assert_close(intrinsic, stages["decoded_intrinsic"])
+    _assert_close(extrinsic, tiny_stages["decoded_extrinsic"])
+    _assert_close(intrinsic, tiny_stages["decoded_intrinsic"])
 
 
-def test_decoded_dense_heads_match_official(model, decoded_tokens, stages) -> None:
+def test_decoded_dense_heads_match_official(model, decoded_tokens, tiny_stages) -> None:
     with torch.no_grad():
         depth, depth_conf = model.predict_depth(decoded_tokens, (112, 112))
         points, points_conf = model.predict_points(decoded_tokens, (112, 112))
-    _check_full(depth, stages, "decoded_depth")
-    _check_full(depth_conf, stages, "decoded_depth_conf")
-    _check_full(points, stages, "decoded_world_points")
-    _check_full(points_conf, stages, "decoded_world_points_conf")
+    _check_full(depth, tiny_stages, "decoded_depth")
+    _check_full(depth_conf, tiny_stages, "decoded_depth_conf")
+    _check_full(points, tiny_stages, "decoded_world_points")
+    _check_full(points_conf, tiny_stages, "decoded_world_points_conf")
 
 
 def test_adapter_layout_round_trip(aggregated) -> None:
@@ -232,14 +219,8 @@ def test_adapter_layout_round_trip(aggregated) -> None:
 # ------------------------------------------------------------------------------ loading
 
 
-def _write_variant(tmp_path: Path, edit) -> Path:
-    folder = tmp_path / "vggt"
-    folder.mkdir()
-    shutil.copy(VGGT_DIR / "config.json", folder / "config.json")
-    sd = load_file(str(VGGT_DIR / "model.safetensors"))
-    edit(sd)
-    save_file(sd, str(folder / "model.safetensors"))
-    return folder
+def _write_variant(tmp_path, edit):
+    return write_component_variant(tmp_path, VGGT_DIR, "model.safetensors", edit)
 
 
 def test_renamed_key_is_reported(tmp_path, arch) -> None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import inspect
-import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,8 +11,10 @@ from diffusers import AutoencoderKLWan
 from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
+from _tiny import TINY_CHECKPOINT, WEIGHTS, official_manifest, tiny_arch
+from _tiny import rel_err, tensor_stats, write_component_variant
 from gen3r.errors import CheckpointError, Gen3RError
 from gen3r.models.wan_vae import (
     WAN_LATENTS_MEAN,
@@ -28,25 +28,13 @@ from gen3r.models.wan_vae import (
     to_official_state_dict,
 )
 
-DATA = Path(__file__).parent / "data"
-TINY = DATA / "official-tiny"
-VAE_DIR = TINY / "checkpoint" / "wan_vae"
-WEIGHTS = "diffusion_pytorch_model.safetensors"
+VAE_DIR = TINY_CHECKPOINT / "wan_vae"
 MAX_REL = 1e-4
-
-
-def max_rel_err(mine: torch.Tensor, ref: torch.Tensor) -> float:
-    return ((mine.double() - ref.double()).abs().max() / ref.double().abs().max()).item()
-
-
-def stats(x: torch.Tensor) -> torch.Tensor:
-    d = x.double()
-    return torch.stack([d.sum(), d.abs().sum(), (d * d).sum(), d.min(), d.max(), d.mean()])
 
 
 @pytest.fixture(scope="module")
 def arch() -> dict:
-    return json.loads((TINY / "checkpoint" / "gen3r_arch.json").read_text())["wan_vae"]
+    return tiny_arch("wan_vae")
 
 
 @pytest.fixture(scope="module")
@@ -54,50 +42,37 @@ def vae(arch: dict) -> AutoencoderKLWan:
     return load_official_wan_vae(VAE_DIR, arch)
 
 
-@pytest.fixture(scope="module")
-def inputs() -> dict[str, torch.Tensor]:
-    return load_file(str(TINY / "inputs.safetensors"))
-
-
-@pytest.fixture(scope="module")
-def stages() -> dict[str, torch.Tensor]:
-    return load_file(str(TINY / "stages.safetensors"))
-
-
-@pytest.fixture(scope="module")
-def task1() -> dict[str, torch.Tensor]:
-    return load_file(str(TINY / "task_1view.safetensors"))
-
-
 # --- parity with the official outputs ------------------------------------------------------------
-def test_encode_video_matches_official(vae, inputs, stages):
+def test_encode_video_matches_official(vae, tiny_inputs, tiny_stages):
     with torch.no_grad():
-        mean, logvar = encode_video(vae, inputs["control_video"])
-    assert mean.shape == stages["wan_vae_video_latent_mean"].shape == (1, 16, 3, 14, 14)
-    assert max_rel_err(mean, stages["wan_vae_video_latent_mean"]) <= MAX_REL
-    assert max_rel_err(logvar, stages["wan_vae_video_latent_logvar"]) <= MAX_REL
+        mean, logvar = encode_video(vae, tiny_inputs["control_video"])
+    assert mean.shape == tiny_stages["wan_vae_video_latent_mean"].shape == (1, 16, 3, 14, 14)
+    assert rel_err(mean, tiny_stages["wan_vae_video_latent_mean"]) <= MAX_REL
+    assert rel_err(logvar, tiny_stages["wan_vae_video_latent_logvar"]) <= MAX_REL
 
 
-def test_decode_latents_matches_official(vae, stages):
+def test_decode_latents_matches_official(vae, tiny_stages):
     with torch.no_grad():
-        video = decode_latents(vae, stages["wan_vae_video_latent_mean"])
+        video = decode_latents(vae, tiny_stages["wan_vae_video_latent_mean"])
     assert video.shape == (1, 9, 3, 112, 112)
     assert video.min() >= 0 and video.max() <= 1
     raw = (video * 2 - 1).permute(0, 2, 1, 3, 4)  # back to the official [-1, 1], (B, 3, F, H, W)
-    assert list(raw.shape) == stages["wan_vae_decode_of_mean__shape"].tolist()
-    assert max_rel_err(raw[..., ::2, ::2], stages["wan_vae_decode_of_mean__s2"]) <= MAX_REL
-    torch.testing.assert_close(stats(raw), stages["wan_vae_decode_of_mean__stats"], rtol=MAX_REL, atol=1e-4)
+    assert list(raw.shape) == tiny_stages["wan_vae_decode_of_mean__shape"].tolist()
+    assert rel_err(raw[..., ::2, ::2], tiny_stages["wan_vae_decode_of_mean__s2"]) <= MAX_REL
+    torch.testing.assert_close(tensor_stats(raw), tiny_stages["wan_vae_decode_of_mean__stats"], rtol=MAX_REL,
+                               atol=1e-4)
 
 
-def test_condition_posterior_and_sample_match_official(vae, inputs, task1):
-    cond = torch.zeros_like(inputs["control_video"])  # 1view: frame 0, then zeros (README §4)
-    cond[:, 0] = inputs["control_video"][:, 0]
+def test_condition_posterior_and_sample_match_official(vae, tiny_inputs, tiny_task):
+    task1 = tiny_task("1view")
+    cond = torch.zeros_like(tiny_inputs["control_video"])  # 1view: frame 0, then zeros (README §4)
+    cond[:, 0] = tiny_inputs["control_video"][:, 0]
     with torch.no_grad():
         mean, logvar = encode_video(vae, cond)
-    assert max_rel_err(mean, task1["control_vae_posterior_mean"]) <= MAX_REL
-    assert max_rel_err(logvar, task1["control_vae_posterior_logvar"]) <= MAX_REL
+    assert rel_err(mean, task1["control_vae_posterior_mean"]) <= MAX_REL
+    assert rel_err(logvar, task1["control_vae_posterior_logvar"]) <= MAX_REL
     sample = sample_posterior(mean, logvar, task1["control_vae_posterior_noise"])
-    assert max_rel_err(sample, task1["control_latents"][:, :16, ..., :14]) <= MAX_REL
+    assert rel_err(sample, task1["control_latents"][:, :16, ..., :14]) <= MAX_REL
 
 
 def test_sample_posterior_does_not_scale_noise_by_std():
@@ -143,7 +118,7 @@ def test_key_tables_invert_for_any_depth(num_res_blocks, levels):
 
 
 def test_full_size_keys_match_official_manifest():
-    manifest = json.loads((DATA / "official-keys" / "wan_vae.json").read_text())
+    manifest = official_manifest("wan_vae")
     with torch.device("meta"):
         model = build_wan_vae()
     official = to_official_state_dict(model.state_dict())
@@ -154,13 +129,8 @@ def test_full_size_keys_match_official_manifest():
 
 
 # --- strict loading and bad input ----------------------------------------------------------------
-def _write_variant(tmp_path: Path, edit) -> Path:
-    folder = tmp_path / "wan_vae"
-    folder.mkdir()
-    sd = load_file(str(VAE_DIR / WEIGHTS))
-    edit(sd)
-    save_file(sd, str(folder / WEIGHTS))
-    return folder
+def _write_variant(tmp_path, edit):
+    return write_component_variant(tmp_path, VAE_DIR, WEIGHTS, edit, copy=())  # weights only: no config.json
 
 
 def test_missing_key_raises(tmp_path, arch):
@@ -210,13 +180,13 @@ def test_bfloat16_load(arch):
 
 
 # --- diffusers round trip ------------------------------------------------------------------------
-def test_save_pretrained_round_trip(tmp_path, vae, inputs):
+def test_save_pretrained_round_trip(tmp_path, vae, tiny_inputs):
     vae.save_pretrained(tmp_path / "vae")
     again = AutoencoderKLWan.from_pretrained(tmp_path / "vae")
     assert again.config.base_dim == 4 and list(again.config.latents_std) == list(WAN_LATENTS_STD)
     original = vae.state_dict()
     assert all(torch.equal(original[k], v) for k, v in again.state_dict().items())
-    video = inputs["control_video"][:, :1, :, :32, :32]
+    video = tiny_inputs["control_video"][:, :1, :, :32, :32]
     with torch.no_grad():
         torch.testing.assert_close(encode_video(again, video)[0], encode_video(vae, video)[0], rtol=0, atol=0)
     shutil.rmtree(tmp_path / "vae")

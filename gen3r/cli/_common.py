@@ -1,35 +1,74 @@
-"""Argument types shared by the subcommands (all failures are one-line argparse errors)."""
+"""Argument types and pipeline options shared by the subcommands (all failures are one-line argparse errors)."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}  # --dtype choice -> torch dtype name
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _number_type(name: str, convert: type, minimum: int, inclusive: bool,
+                 expected: str) -> Callable[[str], int | float]:
+    """An argparse ``type``: ``convert(text)``, which must be >= ``minimum`` (``inclusive``) or > it."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not (value >= minimum if inclusive else value > minimum):  # NaN fails both
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
+        return value
+
+    parse.__name__ = parse.__qualname__ = name
+    parse.__doc__ = f"Parse {expected} (argparse type)."
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+positive_int = _number_type("positive_int", int, 0, False, "a positive integer")
+non_negative_int = _number_type("non_negative_int", int, 0, True, "an integer >= 0")
+positive_float = _number_type("positive_float", float, 0, False, "a positive number")
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
+def add_pipeline_args(p: argparse.ArgumentParser) -> None:
+    """The options every pipeline-running subcommand shares: checkpoint, sizes, sampling, dtype and memory.
+
+    ``--out``, ``--seed`` and ``--prompt`` mean different things per subcommand, so each adds its own.
+    """
+    p.add_argument("--checkpoint", required=True, type=Path,
+                   help="checkpoint folder (official layout or `gen3r convert` output)")
+    p.add_argument("--architecture", type=Path, default=None,
+                   help="JSON with sizes the official configs cannot express (tiny test checkpoints)")
+    p.add_argument("--frames", type=positive_int, default=49, help="frames F = 4k+1 (default 49)")
+    p.add_argument("--height", type=positive_int, default=560, help="multiple of 112 (default 560)")
+    p.add_argument("--width", type=positive_int, default=560, help="multiple of 112 (default 560)")
+    p.add_argument("--steps", type=positive_int, default=50, help="denoising steps (default 50)")
+    p.add_argument("--guidance", type=positive_float, default=5.0, help="CFG scale (default 5)")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="weights/compute dtype")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--offload", action="store_true",
+                   help="group offloading: weights on CPU, blocks moved to the device when used")
+    p.add_argument("--text-encoder-cpu", action="store_true", help="run the 5.7B UMT5 on the CPU")
+    p.add_argument("--vae-tiling", action="store_true", help="tiled Wan-VAE decode (less memory)")
+
+
+def load_pipeline(args: argparse.Namespace):
+    """The :class:`~gen3r.pipeline.Gen3RPipeline` that the :func:`add_pipeline_args` options describe."""
+    import torch
+
+    from gen3r.pipeline import Gen3RPipeline
+
+    dtype = None if args.dtype == "fp32" else getattr(torch, DTYPES[args.dtype])  # None: as stored (fp32)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    pipe = Gen3RPipeline.from_pretrained(args.checkpoint, torch_dtype=dtype, architecture=args.architecture)
+    if args.offload:
+        pipe.enable_offload(device)
+    else:
+        pipe.to(device)
+    if args.text_encoder_cpu:
+        pipe.keep_text_encoder_on_cpu()
+    if args.vae_tiling:
+        pipe.enable_vae_tiling()
+    return pipe

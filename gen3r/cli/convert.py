@@ -6,9 +6,9 @@ import argparse
 import logging
 from pathlib import Path
 
-logger = logging.getLogger(__name__)
+from gen3r.cli._common import DTYPES
 
-DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+logger = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -10,11 +10,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gen3r.cli._common import positive_float, positive_int
+from gen3r.cli._common import add_pipeline_args, load_pipeline, positive_float, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from gen3r.cli.generate import DTYPES
     from gen3r.eval.runner import DATASETS, TASKS
 
     p = sub.add_parser("eval", help="benchmark a checkpoint on a dataset (paper tables 1-5, 8)",
@@ -26,17 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", required=True, metavar="NAME", help=f"one of {', '.join(DATASETS)}")
     p.add_argument("--root", required=True, type=Path, help="dataset folder")
     p.add_argument("--split", type=Path, default=None, help="file listing the sequences to use (one per line)")
-    p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint folder (official or converted)")
-    p.add_argument("--architecture", type=Path, default=None, help="JSON sizes for tiny official checkpoints")
+    add_pipeline_args(p)
     p.add_argument("--out", required=True, type=Path, help="output folder (an earlier run there is resumed)")
     p.add_argument("--num-sequences", type=positive_int, default=None,
                    help="sample this many sequences with --seed (default: all; paper: 200/300/80)")
-    p.add_argument("--frames", type=positive_int, default=49, help="frames per clip, 4k+1 (default 49)")
     p.add_argument("--stride", type=positive_int, default=1, help="step between clip frames (default 1)")
-    p.add_argument("--height", type=positive_int, default=560, help="multiple of 112 (default 560)")
-    p.add_argument("--width", type=positive_int, default=560, help="multiple of 112 (default 560)")
-    p.add_argument("--steps", type=positive_int, default=50, help="denoising steps (default 50)")
-    p.add_argument("--guidance", type=positive_float, default=5.0, help="CFG scale (default 5)")
     p.add_argument("--seed", type=int, default=0, help="sequence sampling and generation seed (default 0)")
     p.add_argument("--prompt", default="", help="text prompt for every sequence (default empty)")
     p.add_argument("--camera-cond", action=argparse.BooleanOptionalAction, default=None,
@@ -52,11 +45,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="ground-truth depth beyond this counts as unknown (e.g. TartanAir sky); default: keep all")
     p.add_argument("--max-points", type=positive_int, default=None,
                    help="random pixel subset for the geometry metrics (default: all pixels)")
-    p.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="weights/compute dtype")
-    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--offload", action="store_true", help="group offloading of the big modules")
-    p.add_argument("--text-encoder-cpu", action="store_true", help="run UMT5 on the CPU")
-    p.add_argument("--vae-tiling", action="store_true", help="tiled Wan-VAE decode")
     p.set_defaults(func=run)
 
 
@@ -88,7 +76,6 @@ def build_reader(dataset: str, root: Path, split: Path | None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from gen3r.cli.generate import load_pipeline
     from gen3r.eval.runner import EvalConfig, check_config, evaluate, pending_methods, run_config, select_sequences
     from gen3r.pipeline.loading import detect_layout
 

@@ -6,34 +6,18 @@ import argparse
 import logging
 from pathlib import Path
 
-from gen3r.cli._common import positive_float, positive_int
+from gen3r.cli._common import add_pipeline_args, load_pipeline, positive_int
 
 logger = logging.getLogger(__name__)
 
-DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
-
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, type=Path,
-                   help="checkpoint folder (official layout or `gen3r convert` output)")
-    p.add_argument("--architecture", type=Path, default=None,
-                   help="JSON with sizes the official configs cannot express (tiny test checkpoints)")
+    add_pipeline_args(p)
     p.add_argument("--out", required=True, type=Path, help="output folder (written atomically)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
-    p.add_argument("--frames", type=positive_int, default=49, help="frames F = 4k+1 (default 49)")
-    p.add_argument("--height", type=positive_int, default=560, help="multiple of 112 (default 560)")
-    p.add_argument("--width", type=positive_int, default=560, help="multiple of 112 (default 560)")
-    p.add_argument("--steps", type=positive_int, default=50, help="denoising steps (default 50)")
-    p.add_argument("--guidance", type=positive_float, default=5.0, help="CFG scale (default 5)")
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     p.add_argument("--prompt", default="", help="text prompt (or @file.txt: first line)")
     p.add_argument("--negative-prompt", default="bad detailed", help="negative prompt (default 'bad detailed')")
-    p.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="weights/compute dtype")
-    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--offload", action="store_true",
-                   help="group offloading: weights on CPU, blocks moved to the device when used")
-    p.add_argument("--text-encoder-cpu", action="store_true", help="run the 5.7B UMT5 on the CPU")
-    p.add_argument("--vae-tiling", action="store_true", help="tiled Wan-VAE decode (less memory)")
     p.add_argument("--remove-far-points", action="store_true",
                    help="drop points beyond the 80th z percentile before writing points.ply")
     p.add_argument("--fps", type=positive_int, default=12, help="frame rate of the mp4 files")
@@ -86,25 +70,6 @@ def _validate_early(args: argparse.Namespace) -> None:
     detect_layout(args.checkpoint)
     if args.out.exists() and any(args.out.iterdir()) and not args.overwrite:
         raise Gen3RError(f"output folder {args.out} exists and is not empty; choose another --out or pass --overwrite")
-
-
-def load_pipeline(args: argparse.Namespace):
-    import torch
-
-    from gen3r.pipeline import Gen3RPipeline
-
-    dtype = None if args.dtype == "fp32" else getattr(torch, DTYPES[args.dtype])  # None: as stored (fp32)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    pipe = Gen3RPipeline.from_pretrained(args.checkpoint, torch_dtype=dtype, architecture=args.architecture)
-    if args.offload:
-        pipe.enable_offload(device)
-    else:
-        pipe.to(device)
-    if args.text_encoder_cpu:
-        pipe.keep_text_encoder_on_cpu()
-    if args.vae_tiling:
-        pipe.enable_vae_tiling()
-    return pipe
 
 
 def _settings(args: argparse.Namespace, **extra) -> dict:

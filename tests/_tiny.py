@@ -1,0 +1,98 @@
+"""Helpers shared by the tests that use the tiny official fixture (``tests/data/official-tiny``).
+
+The fixture's README says what every stored tensor is. Its comparison conventions: ``NAME__shape``
+is the shape of a tensor too large to store, ``NAME__sK`` a copy strided by K over the last two
+(spatial) axes and ``NAME__stats`` its :func:`tensor_stats`. The fixture tensor files themselves are
+loaded once per session by the ``tiny_inputs`` / ``tiny_stages`` / ``tiny_task`` fixtures of
+``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+DATA = Path(__file__).parent / "data"
+TINY = DATA / "official-tiny"
+TINY_CHECKPOINT = TINY / "checkpoint"
+OFFICIAL_KEYS = DATA / "official-keys"
+WEIGHTS = "diffusion_pytorch_model.safetensors"  # weight file name of the official component folders
+
+
+def tiny_arch(component: str) -> dict:
+    """A fresh copy of ``component``'s section of the tiny checkpoint's ``gen3r_arch.json``."""
+    return json.loads((TINY_CHECKPOINT / "gen3r_arch.json").read_text())[component]
+
+
+def official_manifest(component: str) -> dict:
+    """The full-size key/shape manifest of ``component`` (``tests/data/official-keys/<component>.json``)."""
+    return json.loads((OFFICIAL_KEYS / f"{component}.json").read_text())
+
+
+def rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
+    """max |ours - ref| / max |ref|, computed in float64."""
+    return ((ours.double() - ref.double()).abs().max() / ref.double().abs().max()).item()
+
+
+def tensor_stats(x: torch.Tensor) -> torch.Tensor:
+    """The fixture's ``__stats`` vector of ``x``: [sum, sum |x|, sum x^2, min, max, mean] in float64."""
+    d = x.double()
+    return torch.stack([d.sum(), d.abs().sum(), (d * d).sum(), d.min(), d.max(), d.mean()])
+
+
+def strided_copies(ours: torch.Tensor, ref: Mapping[str, torch.Tensor], name: str) -> dict[int, torch.Tensor]:
+    """Check ``ours`` has the shape ``ref[name__shape]``; return the stored copies ``name__sK`` by K.
+
+    At least one strided copy must exist; they come in the fixture file's order.
+    """
+    assert list(ours.shape) == ref[f"{name}__shape"].tolist(), name
+    prefix = f"{name}__s"
+    copies = {int(key[len(prefix):]): value for key, value in ref.items()
+              if key.startswith(prefix) and key[len(prefix):].isdigit()}
+    assert copies, f"the fixture stores no strided copy of {name}"
+    return copies
+
+
+def write_component_variant(tmp_path: Path, component_dir: Path, weight_file: str,
+                            edit: Callable[[dict[str, torch.Tensor]], object] | None = None,
+                            copy: Iterable[str] = ("config.json",)) -> Path:
+    """Copy of a checkpoint component folder whose weights were changed by ``edit``.
+
+    Writes ``tmp_path / component_dir.name`` with the files named in ``copy`` copied unchanged and
+    ``weight_file`` re-saved after ``edit`` changed its state dict in place (its return value is
+    ignored, so ``lambda sd: sd.pop(key)`` works). For the strict-loading failure tests.
+    """
+    folder, state = _start_copy(tmp_path, component_dir, weight_file, copy)
+    if edit is not None:
+        edit(state)
+    save_file(state, str(folder / weight_file))
+    return folder
+
+
+def write_sharded_component(tmp_path: Path, component_dir: Path, weight_file: str, shard_files: Sequence[str],
+                            copy: Iterable[str] = ("config.json",)) -> Path:
+    """Copy of a checkpoint component folder with ``weight_file`` split over ``shard_files``.
+
+    Writes ``tmp_path / component_dir.name``; the sorted keys are dealt to the shards in turn (for two
+    shards: even and odd positions), so every shard holds part of every layer.
+    """
+    folder, state = _start_copy(tmp_path, component_dir, weight_file, copy)
+    keys = sorted(state)
+    for index, shard in enumerate(shard_files):
+        save_file({key: state[key] for key in keys[index::len(shard_files)]}, str(folder / shard))
+    return folder
+
+
+def _start_copy(tmp_path: Path, component_dir: Path, weight_file: str,
+                copy: Iterable[str]) -> tuple[Path, dict[str, torch.Tensor]]:
+    """Create ``tmp_path / component_dir.name`` with the ``copy`` files; return it and the weights."""
+    folder = tmp_path / component_dir.name
+    folder.mkdir()
+    for name in copy:
+        shutil.copy(component_dir / name, folder / name)
+    return folder, load_file(str(component_dir / weight_file))
