@@ -280,7 +280,7 @@ def test_arch_disagreeing_with_config_is_rejected(arch) -> None:
 
 
 def test_missing_folder_is_reported(tmp_path) -> None:
-    with pytest.raises(CheckpointError, match="config.json"):
+    with pytest.raises(CheckpointError, match="nope does not exist"):
         VGGT.load_official(tmp_path / "nope")
 
 

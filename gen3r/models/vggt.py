@@ -35,7 +35,7 @@ from gen3r.models.vggt_layers import Aggregator, CameraHead, DPTHead
 logger = logging.getLogger(__name__)
 
 COMPONENT = "vggt"
-OFFICIAL_WEIGHT_FILES = ("model.safetensors",)
+OFFICIAL_WEIGHT_FILES = ("model.safetensors", "model.pt")  # Gen3R/hub-mixin file, upstream VGGT-1B file
 # Official key prefix -> our key prefix (the module tree mirrors upstream, so this is identity).
 OFFICIAL_TO_OURS_PREFIXES: dict[str, str] = {
     "aggregator.": "aggregator.",
@@ -164,15 +164,20 @@ class VGGT(ModelMixin, ConfigMixin):
                       torch_dtype: torch.dtype | None = None) -> VGGT:
         """Load an official Gen3R ``vggt/`` folder or upstream VGGT-1B files, strictly.
 
-        Reads ``folder/config.json`` (img_size, patch_size, embed_dim) and ``model.safetensors``
-        (or every ``*.safetensors``); ``arch`` is the ``"vggt"`` section of ``gen3r_arch.json``
-        for sizes the official config cannot express (None = official full size).
-        Raises :class:`CheckpointError` listing missing/unexpected/shape-mismatched keys.
+        ``folder``: a folder with ``config.json`` (img_size, patch_size, embed_dim; optional: the
+        VGGT-1B defaults apply without it) and ``model.safetensors`` or upstream's ``model.pt``
+        (read with ``weights_only=True``), or the path of such a weight file itself.
+        ``arch`` is the ``"vggt"`` section of ``gen3r_arch.json`` for sizes the official config
+        cannot express (None = official full size). Upstream ``track_head.*`` keys are dropped
+        and reported. Raises :class:`CheckpointError` listing missing/unexpected/mismatched keys.
         """
         folder = Path(folder)
+        names: tuple[str, ...] = OFFICIAL_WEIGHT_FILES
+        if folder.is_file():
+            folder, names = folder.parent, (folder.name,)
         config = config_from_official(folder, arch)
         dtype = torch_dtype or torch.float32
-        state_dict = from_official_state_dict(read_weights_dir(folder, OFFICIAL_WEIGHT_FILES))
+        state_dict = from_official_state_dict(read_weights_dir(folder, names))
         state_dict = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state_dict.items()}
         with torch.device("meta"):
             model = cls(**config)
@@ -251,7 +256,12 @@ def config_from_official(folder: str | Path, arch: Mapping[str, Any] | None = No
     """Our VGGT config from an official ``config.json`` plus the optional ``gen3r_arch.json`` section."""
     path = Path(folder) / "config.json"
     if not path.is_file():
-        raise CheckpointError(f"{path} does not exist; the official vggt folder needs its config.json")
+        logger.info("no %s: using the VGGT-1B sizes unless the architecture says otherwise", path)
+        if arch is None:
+            return {}
+        config = {k: v for k, v in arch.get("config.json", {}).items() if k in _OFFICIAL_CONFIG_FIELDS}
+        config.update(_config_from_arch(arch, config))
+        return config
     try:
         official = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
