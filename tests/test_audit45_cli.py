@@ -184,8 +184,6 @@ def test_unreadable_last_image_and_missing_vggt(tmp_path, image, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "last.jpg"]
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: gen3r/cli/generate.py _validate_early calls out.iterdir() on "
-                                      "a file -> NotADirectoryError traceback, exit 1")
 @pytest.mark.parametrize("command", ["generate", "reconstruct"])
 def test_out_is_an_existing_file(tmp_path, image, capsys, command):
     out = tmp_path / "out"
@@ -198,8 +196,6 @@ def test_out_is_an_existing_file(tmp_path, image, capsys, command):
     assert out.read_text() == "keep me"
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: gen3r/eval/runner.py check_config mkdir()s --out; a file "
-                                      "there raises FileExistsError (traceback, exit 1) after the models loaded")
 def test_eval_out_is_an_existing_file(tmp_path, capsys):
     from gen3r.data.procedural import render_scene
     from gen3r.data.writers import write_re10k

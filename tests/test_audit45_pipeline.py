@@ -195,8 +195,6 @@ def test_progress_bar_counts_the_denoising_steps(frame0):
     assert "3/3" in buf.getvalue()
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: pipeline_gen3r.py resolve_cameras leaves info['cameras'] "
-                                      "= None for a Cameras object (setdefault on an existing key)")
 def test_info_names_user_cameras(pipe, frame0):
     from gen3r.cameras import make_trajectory
 
@@ -222,8 +220,6 @@ def test_camera_files_in_other_formats_give_the_same_rays(pipe, frame0, tmp_path
     assert info["cameras"] == str(path)
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: estimate_camera_setup takes ONE median over the whole "
-                                      "batch, so a preset's scene_scale of element b depends on the other elements")
 def test_preset_cameras_of_a_batch_equal_single_runs(pipe, tiny_inputs):
     video = tiny_inputs["control_video"]
     frames = torch.cat([video[:, :1], video[:, -1:] * 0.5])  # two different 1view inputs
@@ -233,8 +229,6 @@ def test_preset_cameras_of_a_batch_equal_single_runs(pipe, tiny_inputs):
         torch.testing.assert_close(batch[b:b + 1], single, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: gen3r/cli/_common.py load_pipeline maps --dtype fp32 to "
-                                      "torch_dtype=None ('as stored'), so a bf16 checkpoint stays bf16")
 def test_cli_dtype_fp32_asks_for_float32(monkeypatch):
     import argparse
 
@@ -260,9 +254,6 @@ def test_cli_dtype_fp32_asks_for_float32(monkeypatch):
     assert seen["dtype"] == torch.float32
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: gen3r/pipeline/loading.py _load_transformers_model restores "
-                                      "CLIP position_ids only under .vision_model (absent in transformers 5): the "
-                                      "buffer stays on the meta device and pipe.to()/encode_clip fail")
 def test_converted_checkpoint_runs_like_the_official_layout(tmp_path, frame0, run_1view):
     from gen3r import Gen3RPipeline
     from gen3r.cli.main import main

@@ -60,8 +60,9 @@ def load_pipeline(args: argparse.Namespace):
 
     from gen3r.pipeline import Gen3RPipeline
 
-    dtype = None if args.dtype == "fp32" else getattr(torch, DTYPES[args.dtype])  # None: as stored (fp32)
+    dtype = getattr(torch, DTYPES[args.dtype])
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    args.device = device  # resolved, so config.json records it
     pipe = Gen3RPipeline.from_pretrained(args.checkpoint, torch_dtype=dtype, architecture=args.architecture)
     if args.offload:
         pipe.enable_offload(device)

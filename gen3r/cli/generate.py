@@ -68,6 +68,8 @@ def _validate_early(args: argparse.Namespace) -> None:
 
     check_size(args.frames, args.height, args.width)
     detect_layout(args.checkpoint)
+    if args.out.exists() and not args.out.is_dir():
+        raise Gen3RError(f"--out {args.out} is a file; pass a folder path")
     if args.out.exists() and any(args.out.iterdir()) and not args.overwrite:
         raise Gen3RError(f"output folder {args.out} exists and is not empty; choose another --out or pass --overwrite")
 

@@ -469,6 +469,8 @@ def check_config(out_dir: str | Path, config: dict[str, Any], write: bool = True
     from gen3r.io.atomic import atomic_path
 
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise Gen3RError(f"--out {out_dir} is a file; pass a folder path")
     path = out_dir / CONFIG_NAME
     if path.is_file():
         try:

@@ -136,6 +136,7 @@ def _load_diffusers_model(cls, folder: Path, torch_dtype: torch.dtype | None):
         model = cls.from_config(config)
     state = read_weights_dir(folder, ["diffusion_pytorch_model.safetensors"])
     load_strict(model, state, f"{folder.name} ({cls.__name__})", assign=True)
+    _check_materialised(model, folder)
     model.eval()
     return cast_model(model, torch_dtype)
 
@@ -156,10 +157,19 @@ def _load_transformers_model(cls, config_cls, folder: Path, torch_dtype: torch.d
     load_strict(model, state, f"{folder.name} ({cls.__name__})", assign=True)
     if hasattr(model, "shared"):  # UMT5: encoder.embed_tokens is tied to shared
         model.encoder.embed_tokens.weight = model.shared.weight
-    embeddings = getattr(getattr(model, "vision_model", None), "embeddings", None)
-    if embeddings is not None and hasattr(embeddings, "position_ids"):
-        embeddings.position_ids = torch.arange(embeddings.num_positions).expand((1, -1))
+    for module in model.modules():  # CLIP: non-persistent position ids (not in the state dict)
+        if isinstance(getattr(module, "position_ids", None), torch.Tensor) and hasattr(module, "num_positions"):
+            module.position_ids = torch.arange(module.num_positions).expand((1, -1))
+    _check_materialised(model, folder)
     return model.eval()
+
+
+def _check_materialised(model: torch.nn.Module, folder: Path) -> None:
+    """Every parameter and buffer must hold data after loading (nothing left on the meta device)."""
+    left = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
+    if left:
+        raise CheckpointError(f"{folder.name}: {len(left)} tensors were not loaded ({', '.join(left[:5])}); "
+                              "the checkpoint or this gen3r version is incomplete")
 
 
 def load_gen3r_components(path: str | Path, torch_dtype: torch.dtype | None = None) -> dict[str, Any]:

@@ -184,11 +184,12 @@ class Gen3RPipeline(DiffusionPipeline):
         return encode_image(self.clip_image_encoder, frame0).to(dtype)
 
     @torch.no_grad()
-    def estimate_camera_setup(self, frames: torch.Tensor) -> tuple[torch.Tensor, float]:
-        """VGGT on condition frames (B, Fc, 3, H, W): intrinsics of frame 0 (B, 3, 3) px, scene scale.
+    def estimate_camera_setup(self, frames: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
+        """VGGT on condition frames (B, Fc, 3, H, W): intrinsics of frame 0 (B, 3, 3) px and one
+        scene scale per batch element.
 
-        scene_scale = 0.8 x median of all predicted depths (torch.median, i.e. the lower middle
-        value), in VGGT's normalised units (spec §5.4).
+        scene_scale = 0.8 x median of all predicted depths of that element's condition frames
+        (torch.median, i.e. the lower middle value), in VGGT's normalised units (spec §5.4).
         """
         from gen3r.cameras import pose_encoding_to_extri_intri
 
@@ -198,8 +199,8 @@ class Gen3RPipeline(DiffusionPipeline):
         pose = self.vggt.predict_cameras(tokens)[-1]
         _, intrinsics = pose_encoding_to_extri_intri(pose.float(), (height, width))
         depth, _ = self.vggt.predict_depth(tokens, (height, width), patch_start_idx=start)
-        scene_scale = 0.8 * torch.median(depth.float()).item()
-        return intrinsics[:, 0], scene_scale
+        scene_scales = [0.8 * torch.median(d.float()).item() for d in depth]
+        return intrinsics[:, 0], scene_scales
 
     def resolve_cameras(self, cameras, task: str, frames: torch.Tensor, num_frames: int,
                         height: int, width: int) -> tuple[torch.Tensor | None, dict]:
@@ -212,10 +213,10 @@ class Gen3RPipeline(DiffusionPipeline):
             info["cameras"] = "free" if task != "allview" else "ignored (allview)"
             return None, info
         if isinstance(cameras, str) and cameras in TRAJECTORY_PRESETS:
-            intrinsics, scene_scale = self.estimate_camera_setup(frames)
-            per_batch = [make_trajectory(cameras, num_frames, intrinsics[b].float().cpu(), scene_scale=scene_scale,
+            intrinsics, scales = self.estimate_camera_setup(frames)
+            per_batch = [make_trajectory(cameras, num_frames, intrinsics[b].float().cpu(), scene_scale=scales[b],
                                          image_size=(height, width)) for b in range(batch)]
-            info.update(cameras=cameras, scene_scale=scene_scale)
+            info.update(cameras=cameras, scene_scale=scales[0] if batch == 1 else scales)
         else:
             if isinstance(cameras, (str, Path)):
                 if not Path(cameras).exists():
@@ -231,7 +232,7 @@ class Gen3RPipeline(DiffusionPipeline):
                                  "give one camera per generated frame")
             if tuple(cameras.image_size) != (height, width):
                 cameras = cameras.resize_and_center_crop(tuple(cameras.image_size), (height, width))
-            info.setdefault("cameras", info.get("cameras") or "user")
+            info["cameras"] = info["cameras"] or "user"
             per_batch = [cameras] * batch
         plucker = torch.stack([c.relative_to_first().plucker(height, width) for c in per_batch])
         return plucker.float(), info
@@ -254,8 +255,11 @@ class Gen3RPipeline(DiffusionPipeline):
         return torch.cat([latent, mask], dim=1)
 
     @torch.no_grad()
-    def decode_geometry(self, geometry_latents: torch.Tensor, height: int, width: int) -> dict[str, Any]:
+    def decode_geometry(self, geometry_latents: torch.Tensor, height: int | None = None,
+                        width: int | None = None) -> dict[str, Any]:
         """Geometry latents (B, 16, f, H/8, W/8) -> cameras, depth and points via adapter + VGGT heads.
+
+        ``height``/``width`` default to 8x the latent grid (the size the latents were made for).
 
         Returns a dict with ``extrinsics`` (B, F, 3, 4) OpenCV w2c, ``intrinsics`` (B, F, 3, 3) px,
         ``depth``/``depth_conf`` (B, F, H, W), ``point_map`` (B, F, H, W, 3) / ``point_conf``,
@@ -266,6 +270,8 @@ class Gen3RPipeline(DiffusionPipeline):
         from gen3r.geometry import unproject_depth
         from gen3r.models.vggt import adapter_output_to_tokens
 
+        height = height or 8 * geometry_latents.shape[-2]
+        width = width or 8 * geometry_latents.shape[-1]
         adapter_dtype = module_dtype(self.geo_adapter)
         tokens = self.geo_adapter.decode(geometry_latents.to(adapter_dtype))
         vggt_dtype = module_dtype(self.vggt)
@@ -373,6 +379,8 @@ class Gen3RPipeline(DiffusionPipeline):
         elif tuple(latents.shape) != shape:
             raise Gen3RError(f"latents must have shape {shape} for F={num_frames}, H={height}, W={width}, "
                              f"got {tuple(latents.shape)}")
+        elif not torch.isfinite(latents).all():
+            raise Gen3RError("latents contain NaN or inf; pass finite initial noise (or none)")
         latents = latents.to(device=device, dtype=torch.float32)
 
         # 5. condition latents and masks
