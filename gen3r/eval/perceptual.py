@@ -115,8 +115,9 @@ def _check_net(net: str) -> _TrunkSpec:
 class LPIPS(nn.Module):
     """Learned perceptual image patch similarity with an AlexNet or VGG16 trunk.
 
-    A freshly constructed module has PyTorch-initialised trunk weights and all-ones heads
-    (the paper's uncalibrated "baseline" variant); use :meth:`from_pretrained` for the metric
+    A freshly constructed module has randomly initialised trunk weights and all-ones heads: it
+    is NOT a perceptual metric (not even the paper's uncalibrated baseline, which needs an
+    ImageNet-pretrained trunk) and serves shapes/tests only; use :meth:`from_pretrained` for the metric
     reported in papers. ``forward(pred, gt)`` takes ``(..., 3, H, W)`` images in ``[0, 1]`` and
     returns ``(...)`` distances (0 for identical images, larger is more different).
     """

@@ -160,9 +160,13 @@ class Gen3RPipeline(DiffusionPipeline):
             apply_group_offloading(module, **kwargs)
         self._offload_device = torch.device(onload_device)
 
-    def enable_vae_tiling(self) -> None:
-        """Tiled Wan-VAE encode/decode (lower memory; not bit-identical to untiled)."""
-        self.wan_vae.enable_tiling()
+    def enable_vae_tiling(self, **tile_sizes: int) -> None:
+        """Tiled Wan-VAE encode/decode (lower memory; not bit-identical to untiled).
+
+        ``tile_sizes`` are diffusers' ``tile_sample_min_height/width`` and
+        ``tile_sample_stride_height/width`` in pixels (defaults 256 / 192).
+        """
+        self.wan_vae.enable_tiling(**tile_sizes)
 
     @property
     def _exec_device(self) -> torch.device:
