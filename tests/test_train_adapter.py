@@ -20,15 +20,6 @@ CHECKPOINT = Path(__file__).parent / "data" / "official-tiny" / "checkpoint"
 TERMS = ("image_token", "camera_token", "camera", "depth", "point", "similarity", "kl", "recon", "loss")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread is several times faster on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def pipe():
     return Gen3RPipeline.from_pretrained(CHECKPOINT)

@@ -19,14 +19,6 @@ TINY_DATA = {"num_frames": 1, "height": 112, "width": 112, "batch_size": 1,
              "procedural": {"num_scenes": 2, "num_frames": 5, "kind": "indoor"}}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_official_defaults_and_round_trip():
     a, d = AdapterTrainConfig(), DitTrainConfig()
     assert (a.optim.lr, a.optim.weight_decay, a.optim.min_lr_ratio, a.optim.max_grad_norm) == (1e-5, 1e-4, 0.2, 0.5)

@@ -21,15 +21,6 @@ from gen3r.train.loop import list_checkpoints, step_generator
 CHECKPOINT = Path(__file__).parent / "data" / "official-tiny" / "checkpoint"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread is several times faster on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def pipe():
     return Gen3RPipeline.from_pretrained(CHECKPOINT)

@@ -28,8 +28,8 @@ from gen3r.models.geo_adapter import GeometryAdapter
 from gen3r.models.vggt import adapter_output_to_tokens, tokens_to_adapter_input
 from gen3r.models.wan_vae import encode_video
 from gen3r.pipeline.pipeline_gen3r import NUM_SPECIAL_TOKENS, module_dtype
-from gen3r.train.config import AdapterTrainConfig, load_config
-from gen3r.train.loop import Trainer, TrainResult, check_fresh_output, freeze, load_module_weights
+from gen3r.train.config import AdapterTrainConfig
+from gen3r.train.loop import Trainer, TrainResult, freeze, load_module_weights, run_training
 from gen3r.train.losses import adapter_training_loss
 
 logger = logging.getLogger(__name__)
@@ -151,11 +151,4 @@ def train_adapter(config: AdapterTrainConfig | str | Path, *, pipeline=None, res
                   max_steps: int | None = None) -> TrainResult:
     """Run stage 1 from a config (object or JSON file); ``resume`` continues from the newest
     checkpoint in ``config.output_dir``. Returns the :class:`~gen3r.train.loop.TrainResult`."""
-    if not isinstance(config, AdapterTrainConfig):
-        config = load_config(config, AdapterTrainConfig)
-    if not resume:
-        check_fresh_output(config.output_dir)
-    trainer = AdapterTrainer(config, pipeline=pipeline)
-    if resume:
-        trainer.resume()
-    return trainer.train(max_steps)
+    return run_training(AdapterTrainer, AdapterTrainConfig, config, pipeline=pipeline, resume=resume, max_steps=max_steps)

@@ -34,8 +34,8 @@ from gen3r.errors import Gen3RError
 from gen3r.models.geo_adapter import GeometryAdapter
 from gen3r.models.wan_vae import encode_video, sample_posterior
 from gen3r.pipeline.pipeline_gen3r import condition_indices, module_dtype, randn
-from gen3r.train.config import DitTrainConfig, load_config
-from gen3r.train.loop import Trainer, TrainResult, check_fresh_output, freeze, load_module_weights
+from gen3r.train.config import DitTrainConfig
+from gen3r.train.loop import Trainer, TrainResult, freeze, load_module_weights, run_training
 
 logger = logging.getLogger(__name__)
 
@@ -201,11 +201,4 @@ def train_dit(config: DitTrainConfig | str | Path, *, pipeline=None, resume: boo
               max_steps: int | None = None) -> TrainResult:
     """Run stage 2 from a config (object or JSON file); ``resume`` continues from the newest
     checkpoint in ``config.output_dir``. Returns the :class:`~gen3r.train.loop.TrainResult`."""
-    if not isinstance(config, DitTrainConfig):
-        config = load_config(config, DitTrainConfig)
-    if not resume:
-        check_fresh_output(config.output_dir)
-    trainer = DitTrainer(config, pipeline=pipeline)
-    if resume:
-        trainer.resume()
-    return trainer.train(max_steps)
+    return run_training(DitTrainer, DitTrainConfig, config, pipeline=pipeline, resume=resume, max_steps=max_steps)

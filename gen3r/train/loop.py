@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from gen3r.errors import Gen3RError
 from gen3r.io.atomic import atomic_dir
 from gen3r.models._loading import load_strict, read_weights_dir
-from gen3r.train.config import OptimConfig, TrainConfig, config_to_dict, validate
+from gen3r.train.config import OptimConfig, TrainConfig, config_to_dict, load_config, validate
 from gen3r.train.data import DrawSampler, build_dataset, collate
 
 logger = logging.getLogger(__name__)
@@ -368,3 +368,17 @@ class Trainer:
         self._data_iter = None
         logger.info("resumed from %s at step %d", checkpoint, self.step)
         return self.step
+
+
+def run_training(trainer_cls: type, config_cls: type, config, *, pipeline=None, resume: bool = False,
+                 max_steps: int | None = None) -> TrainResult:
+    """Build ``trainer_cls`` from a config (object or JSON file) and train; ``resume`` continues
+    from the newest checkpoint in ``config.output_dir`` (otherwise it must hold none)."""
+    if not isinstance(config, config_cls):
+        config = load_config(config, config_cls)
+    if not resume:
+        check_fresh_output(config.output_dir)
+    trainer = trainer_cls(config, pipeline=pipeline)
+    if resume:
+        trainer.resume()
+    return trainer.train(max_steps)
