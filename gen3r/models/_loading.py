@@ -132,3 +132,39 @@ def cast_model(model: torch.nn.Module, torch_dtype: torch.dtype | None) -> torch
             target = torch.float32 if any(k in name.split(".") for k in keep) else torch_dtype
             tensor.data = tensor.data.to(target)
     return model
+
+
+def read_config_json(path: str | Path, component: str) -> dict:
+    """Read a checkpoint's JSON config; one :class:`CheckpointError` when missing or malformed."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{component}: {path} does not exist; the {component} folder needs its "
+                              f"{path.name} (re-download the checkpoint)")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{component}: {path} is not valid JSON ({exc}); re-download the checkpoint") from exc
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{component}: {path} is not a JSON object; re-download the checkpoint")
+    return data
+
+
+def restore_unsaved_state(model: torch.nn.Module) -> None:
+    """After an ``assign=True`` load on the meta device, rebuild what state dicts don't carry:
+    UMT5's input embedding is re-tied to ``shared``; CLIP's non-persistent ``position_ids`` are
+    recreated."""
+    if hasattr(model, "shared") and hasattr(model, "encoder"):
+        model.encoder.embed_tokens.weight = model.shared.weight
+    for module in model.modules():
+        if isinstance(getattr(module, "position_ids", None), torch.Tensor) and hasattr(module, "num_positions"):
+            module.position_ids = torch.arange(module.num_positions).expand((1, -1))
+
+
+def check_materialised(model: torch.nn.Module, component: str) -> None:
+    """Raise :class:`CheckpointError` if any parameter or buffer is still on the meta device."""
+    left = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
+    if left:
+        raise CheckpointError(f"{component}: {len(left)} tensors were not loaded ({', '.join(left[:5])}); "
+                              "the checkpoint or this gen3r version is incomplete")

@@ -25,7 +25,6 @@ raw (clamped to ``[-30, 20]`` by :class:`diffusers.models.autoencoders.vae.Diago
 
 from __future__ import annotations
 
-import json
 import logging
 from functools import partial
 from collections.abc import Callable, Mapping, Sequence
@@ -40,7 +39,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from gen3r.errors import CheckpointError, Gen3RError
-from gen3r.models._loading import cast_model, load_strict, read_weights_dir
+from gen3r.models._loading import cast_model, load_strict, read_config_json, read_weights_dir
 
 logger = logging.getLogger(__name__)
 
@@ -483,23 +482,22 @@ class GeometryAdapter(ModelMixin, ConfigMixin):
     # ------------------------------------------------------------------ grids
     def latent_grid(self, token_grid: tuple[int, int]) -> tuple[int, int]:
         """VGGT token grid ``(h, w)`` -> latent grid ``(h * patch / ratio, w * patch / ratio)``."""
-        p, s = self.config.patch_size, self.config.spatial_compression_ratio
-        bad = [n for n in token_grid if (n * p) % s]
-        if bad:
-            raise Gen3RError(f"{COMPONENT}: token grid {tuple(token_grid)} does not map to a whole latent "
-                             f"grid ({p} px tokens, {s} px latents); use image sides that are multiples "
-                             f"of {p * s // _gcd(p, s)} pixels")
-        return token_grid[0] * p // s, token_grid[1] * p // s
+        return self._regrid(token_grid, "token", self.config.patch_size, "latent",
+                            self.config.spatial_compression_ratio)
 
     def token_grid(self, latent_grid: tuple[int, int]) -> tuple[int, int]:
         """Latent grid ``(h_lat, w_lat)`` -> VGGT token grid ``(h_lat * ratio / patch, ...)``."""
-        p, s = self.config.patch_size, self.config.spatial_compression_ratio
-        bad = [n for n in latent_grid if (n * s) % p]
-        if bad:
-            raise Gen3RError(f"{COMPONENT}: latent grid {tuple(latent_grid)} does not map to a whole token "
-                             f"grid ({s} px latents, {p} px tokens); use image sides that are multiples "
-                             f"of {p * s // _gcd(p, s)} pixels")
-        return latent_grid[0] * s // p, latent_grid[1] * s // p
+        return self._regrid(latent_grid, "latent", self.config.spatial_compression_ratio, "token",
+                            self.config.patch_size)
+
+    @staticmethod
+    def _regrid(grid: tuple[int, int], src: str, src_px: int, dst: str, dst_px: int) -> tuple[int, int]:
+        """Grid of ``src_px``-pixel cells -> grid of ``dst_px``-pixel cells over the same image."""
+        if any((n * src_px) % dst_px for n in grid):
+            raise Gen3RError(f"{COMPONENT}: {src} grid {tuple(grid)} does not map to a whole {dst} "
+                             f"grid ({src_px} px {src}s, {dst_px} px {dst}s); use image sides that are "
+                             f"multiples of {src_px * dst_px // _gcd(src_px, dst_px)} pixels")
+        return grid[0] * src_px // dst_px, grid[1] * src_px // dst_px
 
     # ------------------------------------------------------------------ encode / decode
     def _scales(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -612,17 +610,7 @@ def _official_config_keys() -> tuple[str, ...]:
 
 
 def _read_official_config(folder: Path) -> dict[str, Any]:
-    path = folder / "config.json"
-    if not path.is_file():
-        raise CheckpointError(f"{COMPONENT}: {path} does not exist; the geo_adapter folder needs its "
-                              "config.json (re-download the checkpoint)")
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{COMPONENT}: cannot parse {path} ({exc}); "
-                              "re-download the checkpoint") from exc
-    if not isinstance(raw, dict):
-        raise CheckpointError(f"{COMPONENT}: {path} is not a JSON object; re-download the checkpoint")
+    raw = read_config_json(folder / "config.json", COMPONENT)
     known = _official_config_keys()
     ignored = sorted(k for k in raw if k not in known and not k.startswith("_"))
     if ignored:

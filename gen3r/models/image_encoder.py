@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
 from gen3r.errors import CheckpointError, Gen3RError
-from gen3r.models._loading import load_strict, read_weights_dir
+from gen3r.models._loading import load_strict, read_weights_dir, restore_unsaved_state
 
 logger = logging.getLogger(__name__)
 
@@ -212,8 +212,7 @@ def load_official_image_encoder(folder: str | Path, arch: Mapping[str, Any] | No
     with torch.device("meta"):
         model = CLIPVisionModel(config)
     load_strict(model, state_dict, COMPONENT, assign=True)
-    embeddings = model.embeddings  # re-create the non-persistent position ids left on the meta device
-    embeddings.position_ids = torch.arange(embeddings.num_positions).expand((1, -1))
+    restore_unsaved_state(model)  # non-persistent position ids left on the meta device
     logger.info("loaded %s from %s (%d layers, width %d, %s)", COMPONENT, folder, config.num_hidden_layers,
                 config.hidden_size, dtype)
     return model.eval()

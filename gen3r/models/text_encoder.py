@@ -13,7 +13,6 @@ trimmed to the true length (including EOS); :func:`pad_prompt_embeds` zero-pads 
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -24,7 +23,7 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, UMT5Config, UMT5EncoderModel
 
 from gen3r.errors import CheckpointError, Gen3RError
-from gen3r.models._loading import load_strict, read_weights_dir
+from gen3r.models._loading import load_strict, read_config_json, read_weights_dir, restore_unsaved_state
 
 logger = logging.getLogger(__name__)
 
@@ -135,16 +134,6 @@ def umt5_config_from_official(config: Mapping[str, Any]) -> UMT5Config:
     )
 
 
-def _read_config(folder: Path) -> dict[str, Any]:
-    path = folder / "config.json"
-    if not path.is_file():
-        raise CheckpointError(f"{path} does not exist; the text_encoder folder needs the Wan T5 config.json")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path} is not valid JSON ({exc}); re-download the checkpoint") from exc
-
-
 def load_official_text_encoder(folder: str | Path, torch_dtype: torch.dtype | None = None) -> UMT5EncoderModel:
     """Load the official ``text_encoder/`` folder (config.json + all ``*.safetensors`` shards) strictly.
 
@@ -152,14 +141,14 @@ def load_official_text_encoder(folder: str | Path, torch_dtype: torch.dtype | No
     tensors are assigned, so peak memory is about one copy of the weights.
     """
     folder = Path(folder)
-    config = umt5_config_from_official(_read_config(folder))
+    config = umt5_config_from_official(read_config_json(folder / "config.json", COMPONENT))
     dtype = torch_dtype or torch.float32
     official = read_weights_dir(folder, dtype=dtype)  # cast while reading: peak ~ one cast copy
     state_dict = from_official_state_dict(official)
     with torch.device("meta"):
         model = UMT5EncoderModel(config)
     load_strict(model, state_dict, COMPONENT, assign=True)
-    model.encoder.embed_tokens.weight = model.shared.weight  # re-tie after assignment
+    restore_unsaved_state(model)  # re-tie the input embedding after assignment
     logger.info("loaded %s from %s (%d layers, d_model %d, %s)", COMPONENT, folder, config.num_layers,
                 config.d_model, dtype)
     return model.eval()

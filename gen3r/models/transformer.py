@@ -25,7 +25,6 @@ See docs/models/transformer.md for the key mapping and every numerical choice.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Mapping
@@ -42,7 +41,7 @@ from diffusers.utils import apply_lora_scale
 from torch import nn
 
 from gen3r.errors import CheckpointError, Gen3RError
-from gen3r.models._loading import load_strict, read_weights_dir
+from gen3r.models._loading import load_strict, read_config_json, read_weights_dir
 
 logger = logging.getLogger(__name__)
 
@@ -406,14 +405,7 @@ class Gen3RTransformer3DModel(WanTransformer3DModel):
         (time embedding, modulation tables, norms), which stay float32 as in diffusers.
         """
         folder = Path(folder)
-        config_file = folder / "config.json"
-        if not config_file.is_file():
-            raise CheckpointError(f"{config_file} does not exist; the official transformer folder "
-                                  "needs its config.json")
-        try:
-            official = json.loads(config_file.read_text())
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(f"{config_file} is not valid JSON ({exc}); re-download the checkpoint") from exc
+        official = read_config_json(folder / "config.json", "transformer")
         config = config_from_official(official, arch)
         state = from_official_state_dict(read_weights_dir(folder, OFFICIAL_WEIGHT_FILES))
         with init_empty_weights(include_buffers=False):

@@ -17,7 +17,6 @@ camera's frame, both in VGGT's scene units.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,8 +27,8 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor
 
-from gen3r.errors import CheckpointError, Gen3RError
-from gen3r.models._loading import load_strict, read_weights_dir
+from gen3r.errors import Gen3RError
+from gen3r.models._loading import load_strict, read_config_json, read_weights_dir
 from gen3r.models.vggt_layers import Aggregator, CameraHead, DPTHead
 
 logger = logging.getLogger(__name__)
@@ -262,10 +261,7 @@ def config_from_official(folder: str | Path, arch: Mapping[str, Any] | None = No
         config = {k: v for k, v in arch.get("config.json", {}).items() if k in _OFFICIAL_CONFIG_FIELDS}
         config.update(_config_from_arch(arch, config))
         return config
-    try:
-        official = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"cannot read {path} ({exc}); re-download the checkpoint") from exc
+    official = read_config_json(path, COMPONENT)
     config: dict[str, Any] = {k: official[k] for k in _OFFICIAL_CONFIG_FIELDS if k in official}
     if arch is not None:
         config.update(_config_from_arch(arch, config))

@@ -81,10 +81,10 @@ def _require(path: Path, name: str) -> Path:
 def load_scheduler(folder: Path):
     from diffusers import FlowMatchEulerDiscreteScheduler
 
+    from gen3r.models._loading import read_config_json
+
     cfg = folder / "scheduler_config.json"
-    if not cfg.is_file():
-        raise CheckpointError(f"{cfg} is missing; the scheduler config is part of the checkpoint")
-    config = json.loads(cfg.read_text())
+    config = read_config_json(cfg, "scheduler")  # a malformed file is a CheckpointError too
     name = config.get("_class_name", "FlowMatchEulerDiscreteScheduler")
     if name != "FlowMatchEulerDiscreteScheduler":
         raise CheckpointError(f"scheduler {name} in {cfg} is not supported; Gen3R uses "
@@ -129,14 +129,14 @@ def _load_diffusers_model(cls, folder: Path, torch_dtype: torch.dtype | None):
     """
     from accelerate import init_empty_weights
 
-    from gen3r.models._loading import cast_model, load_strict, read_weights_dir
+    from gen3r.models._loading import cast_model, check_materialised, load_strict, read_weights_dir
 
     config = cls.load_config(str(folder))
     with init_empty_weights(include_buffers=False):
         model = cls.from_config(config)
     state = read_weights_dir(folder, ["diffusion_pytorch_model.safetensors"])
     load_strict(model, state, f"{folder.name} ({cls.__name__})", assign=True)
-    _check_materialised(model, folder)
+    check_materialised(model, folder.name)
     model.eval()
     return cast_model(model, torch_dtype)
 
@@ -148,28 +148,17 @@ def _load_transformers_model(cls, config_cls, folder: Path, torch_dtype: torch.d
     state that lives outside the state dict is restored: UMT5's tied input embedding and CLIP's
     non-persistent position ids.
     """
-    from gen3r.models._loading import load_strict, read_weights_dir
+    from gen3r.models._loading import (check_materialised, load_strict, read_weights_dir,
+                                       restore_unsaved_state)
 
     config = config_cls.from_pretrained(str(folder))
     with torch.device("meta"):
         model = cls(config)
     state = read_weights_dir(folder, ["model.safetensors"], dtype=torch_dtype)
     load_strict(model, state, f"{folder.name} ({cls.__name__})", assign=True)
-    if hasattr(model, "shared"):  # UMT5: encoder.embed_tokens is tied to shared
-        model.encoder.embed_tokens.weight = model.shared.weight
-    for module in model.modules():  # CLIP: non-persistent position ids (not in the state dict)
-        if isinstance(getattr(module, "position_ids", None), torch.Tensor) and hasattr(module, "num_positions"):
-            module.position_ids = torch.arange(module.num_positions).expand((1, -1))
-    _check_materialised(model, folder)
+    restore_unsaved_state(model)
+    check_materialised(model, folder.name)
     return model.eval()
-
-
-def _check_materialised(model: torch.nn.Module, folder: Path) -> None:
-    """Every parameter and buffer must hold data after loading (nothing left on the meta device)."""
-    left = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
-    if left:
-        raise CheckpointError(f"{folder.name}: {len(left)} tensors were not loaded ({', '.join(left[:5])}); "
-                              "the checkpoint or this gen3r version is incomplete")
 
 
 def load_gen3r_components(path: str | Path, torch_dtype: torch.dtype | None = None) -> dict[str, Any]:
