@@ -5,6 +5,7 @@ frame (OpenCV axes) in its normalised scene unit.
 """
 
 from gen3r.geometry.alignment import apply_sim3, umeyama
+from gen3r.geometry.knn import mean_knn_distances
 from gen3r.geometry.pointcloud import (
     filter_point_cloud,
     remove_far_points,
@@ -19,6 +20,7 @@ __all__ = [
     "depth_validity_mask",
     "farthest_point_sampling",
     "filter_point_cloud",
+    "mean_knn_distances",
     "remove_far_points",
     "statistical_outlier_removal",
     "umeyama",

@@ -1,0 +1,389 @@
+"""Exact mean k-nearest-neighbour distances for large point clouds.
+
+:func:`mean_knn_distances` returns, for every point, the mean Euclidean distance to its ``k``
+nearest points, the point itself included (Open3D's ``remove_statistical_outlier`` statistic).
+It is exact: every result is the mean of the true ``k`` smallest float64 distances (only the
+order of the final float64 summation differs from a kd-tree, i.e. results agree to ~1e-16
+relative).
+
+Large clouds use a uniform-grid search compiled with numba, which costs about half the CPU time
+of pykdtree's kd-tree on Gen3R-sized outputs (docs/benchmarks.md):
+
+1. Points are bucketed into cubic cells of edge ``h`` (about 1.5x the typical k-th neighbour
+   distance, estimated from a random subsample), sorted by cell (x-major, z fastest) and by a
+   Morton code inside each cell, so that consecutive queries are close in space.
+2. A query in cell ``c`` only looks at the 5 x 5 x 5 cells around ``c``. Any point farther than
+   ``r_q = 2h + (distance from q to the faces of c)`` may lie outside that block, so a result
+   is accepted only when at least ``k`` candidates lie within a radius ``tau <= r_q``; then the
+   ``k`` nearest are exactly the ``k`` nearest of those candidates.
+3. ``tau`` starts optimistic, 1.15x the k-th distance of the nearest of the last four answered
+   queries, and falls back to the safe bound ``min(r_q, r_i + |q - p_i|)`` (triangle inequality)
+   when fewer than ``k`` candidates fall inside; cells farther than ``tau`` are skipped.
+4. Queries with fewer than ``k`` points within ``r_q`` (isolated outliers, sparse regions) are
+   answered by a pykdtree search over all points.
+
+Points are in any unit and frame; distances are in that unit.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from numba import njit, prange
+from pykdtree.kdtree import KDTree
+from tqdm.auto import tqdm
+
+logger = logging.getLogger(__name__)
+
+#: Below this many points the kd-tree alone is used (no grid set-up, no JIT compilation).
+GRID_MIN_POINTS = 50_000
+#: Cell edge in units of the estimated median k-th neighbour distance.
+_CELL_FACTOR = 1.5
+#: The optimistic search radius in units of a nearby point's k-th neighbour distance.
+_TAU_FACTOR = 1.15
+#: Half-width of the searched cell block (a block of (2A+1)^3 cells).
+_A = 2
+#: Bits per axis of the Morton code that orders points inside a cell.
+_SUB = 6
+#: Recent answered queries whose k-th distances bound the next query's radius.
+_RING = 4
+#: Work items per thread for load balancing.
+_SEGMENTS = 1024
+#: Largest dense (x, y) row table (entries); beyond it rows are found by binary search.
+_MAX_ROWS = 1 << 24
+#: Largest candidate buffer per thread (float64 entries); crowded blocks go to the kd-tree.
+_MAX_BLOCK = 1 << 20
+#: Points per kd-tree query batch (bounds the (batch, k) distance matrix).
+_QUERY_CHUNK = 1 << 19
+
+
+@njit(cache=True, inline="always")
+def _spread3(x):
+    """Insert two zero bits between the low 21 bits of ``x`` (Morton interleave)."""
+    x = x & 0x1FFFFF
+    x = (x | (x << 32)) & 0x1F00000000FFFF
+    x = (x | (x << 16)) & 0x1F0000FF0000FF
+    x = (x | (x << 8)) & 0x100F00F00F00F00F
+    x = (x | (x << 4)) & 0x10C30C30C30C30C3
+    x = (x | (x << 2)) & 0x1249249249249249
+    return x
+
+
+@njit(cache=True, parallel=True)
+def _sort_keys(p, lo, h, dims, out):
+    """Per point: linear cell id (x-major) in the high bits, Morton code inside the cell below."""
+    sub = 1 << _SUB
+    for i in prange(p.shape[0]):
+        lin = np.int64(0)
+        mor = np.int64(0)
+        for a in range(3):
+            f = (p[i, a] - lo[a]) / h
+            c = min(np.int64(f), dims[a] - 1)
+            s = min(max(np.int64((f - c) * sub), 0), sub - 1)
+            lin = lin * dims[a] + c
+            mor |= _spread3(s) << a
+        out[i] = (lin << (3 * _SUB)) | mor
+
+
+@njit(cache=True, inline="always")
+def _lower_bound(keys, key, lo, hi):
+    """First index in ``keys[lo:hi]`` (sorted) whose value is >= ``key``."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if keys[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True)
+def _select_sum(d, n, k):
+    """Move the ``k`` smallest of ``d[:n]`` to the front; return (k-th smallest, sum of sqrt)."""
+    lo = 0
+    hi = n - 1
+    kk = k - 1
+    while lo < hi:
+        pivot = d[(lo + hi) >> 1]
+        i = lo
+        j = hi
+        while i <= j:
+            while d[i] < pivot:
+                i += 1
+            while d[j] > pivot:
+                j -= 1
+            if i <= j:
+                t = d[i]
+                d[i] = d[j]
+                d[j] = t
+                i += 1
+                j -= 1
+        if kk <= j:
+            hi = j
+        elif kk >= i:
+            lo = i
+        else:
+            break
+    kth = d[0]
+    total = 0.0
+    for t in range(k):
+        kth = max(kth, d[t])
+        total += np.sqrt(d[t])
+    return kth, total
+
+
+@njit(cache=True, inline="always")
+def _face_gaps(f, h, a, out):
+    """Squared distance from offset ``f`` in a cell to cell offsets -a..a along one axis."""
+    for i in range(2 * a + 1):
+        o = i - a
+        if o < 0:
+            g = f - (o + 1) * h
+        elif o > 0:
+            g = (o - 1) * h + (h - f)
+        else:
+            g = 0.0
+        out[i] = g * g
+
+
+@njit(cache=True)
+def _scan(xs, ys, zs, qx, qy, qz, tau, runs, gx, gy, gz, a, d):
+    """Squared distances <= ``tau`` from q to the block's points, into ``d``; returns the count.
+
+    Cells whose box is farther than ``tau`` are skipped; the cells of one (x, y) row that remain
+    are a contiguous z run, hence one contiguous range of points.
+    """
+    w = 2 * a + 1
+    n = 0
+    for i in range(w):
+        gi = gx[i]
+        if gi > tau:
+            continue
+        for j in range(w):
+            gij = gi + gy[j]
+            if gij > tau:
+                continue
+            l0 = a
+            while l0 > 0 and gij + gz[l0 - 1] <= tau:
+                l0 -= 1
+            l1 = a
+            while l1 < w - 1 and gij + gz[l1 + 1] <= tau:
+                l1 += 1
+            base = (i * w + j) * (w + 1)
+            for t in range(runs[base + l0], runs[base + l1 + 1]):
+                dx = xs[t] - qx
+                dy = ys[t] - qy
+                dz = zs[t] - qz
+                v = dx * dx + dy * dy + dz * dz
+                d[n] = v
+                n += v <= tau
+    return n
+
+
+@njit(cache=True)
+def _cell_block(cells, starts, rows, c, dims, a, runs):
+    """Point ranges of the (2a+1)^3 cells around cell ``c``: ``runs[(i*w+j)*(w+1) + l]`` is the
+    first point of row (i, j) with z offset >= l - a (``w = 2a+1``)."""
+    ny = dims[1]
+    nz = dims[2]
+    ncell = cells.shape[0]
+    key = cells[c]
+    cz = key % nz
+    cy = (key // nz) % ny
+    cx = key // (nz * ny)
+    w = 2 * a + 1
+    for i in range(w):
+        x = cx + i - a
+        for j in range(w):
+            y = cy + j - a
+            base = (i * w + j) * (w + 1)
+            if x < 0 or x >= dims[0] or y < 0 or y >= ny:
+                for l in range(w + 1):
+                    runs[base + l] = 0
+                continue
+            row = x * ny + y
+            if rows.shape[0] > 0:
+                r0 = rows[row]
+                r1 = rows[row + 1]
+            else:
+                r0 = 0
+                r1 = ncell
+            first = row * nz
+            t = _lower_bound(cells, first + cz - a, r0, r1)
+            for l in range(w + 1):
+                while t < r1 and cells[t] < first + cz - a + l:
+                    t += 1
+                runs[base + l] = starts[t]
+    return cx, cy, cz
+
+
+@njit(cache=True)
+def _cell_queries(xs, ys, zs, cells, starts, rows, c, dims, lo, h, k, runs, gx, gy, gz, d, ring, ring_r, out):
+    """Answer the queries of cell ``c``; unanswered ones get -1. Returns their count."""
+    a = _A
+    cx, cy, cz = _cell_block(cells, starts, rows, c, dims, a, runs)
+    w = 2 * a + 1
+    total = 0
+    for i in range(w * w):
+        total += runs[i * (w + 1) + w] - runs[i * (w + 1)]
+    if total > d.shape[0]:  # too crowded for the buffer (e.g. massive duplicates): kd-tree
+        for q in range(starts[c], starts[c + 1]):
+            out[q] = -1.0
+        return starts[c + 1] - starts[c]
+    x0 = lo[0] + cx * h
+    y0 = lo[1] + cy * h
+    z0 = lo[2] + cz * h
+    eps = 1e-9 * h
+    failed = 0
+    for q in range(starts[c], starts[c + 1]):
+        qx = xs[q]
+        qy = ys[q]
+        qz = zs[q]
+        fx = qx - x0
+        fy = qy - y0
+        fz = qz - z0
+        # radius inside which the block holds every point of the cloud
+        r = a * h + min(fx, h - fx, fy, h - fy, fz, h - fz) - eps
+        if r <= 0.0:
+            out[q] = -1.0
+            failed += 1
+            continue
+        tau_safe = r * r
+        nearest = np.inf
+        r_pred = -1.0
+        for u in range(_RING):
+            p = ring[u]
+            if p >= 0:
+                dd = (xs[p] - qx) ** 2 + (ys[p] - qy) ** 2 + (zs[p] - qz) ** 2
+                if dd < nearest:
+                    nearest = dd
+                    r_pred = ring_r[u]
+                bound = (ring_r[u] + np.sqrt(dd)) * (1.0 + 1e-12)
+                tau_safe = min(tau_safe, bound * bound)
+        tau = tau_safe
+        if r_pred >= 0.0:
+            tau = min(tau, (_TAU_FACTOR * r_pred) ** 2)
+        _face_gaps(fx, h, a, gx)
+        _face_gaps(fy, h, a, gy)
+        _face_gaps(fz, h, a, gz)
+        n = _scan(xs, ys, zs, qx, qy, qz, tau, runs, gx, gy, gz, a, d)
+        if n < k and tau < tau_safe:
+            n = _scan(xs, ys, zs, qx, qy, qz, tau_safe, runs, gx, gy, gz, a, d)
+        if n >= k:
+            kth, total = _select_sum(d, n, k)
+            out[q] = total / k
+            u = q % _RING
+            ring[u] = q
+            ring_r[u] = np.sqrt(kth)
+        else:
+            out[q] = -1.0
+            failed += 1
+    return failed
+
+
+@njit(cache=True, parallel=True)
+def _grid_knn(xs, ys, zs, cells, starts, rows, segments, dims, lo, h, k, cap, out):
+    """Run :func:`_cell_queries` over all cells, one segment of cells per parallel work item."""
+    w = 2 * _A + 1
+    for s in prange(segments.shape[0] - 1):
+        runs = np.empty(w * w * (w + 1), np.int64)
+        gx = np.empty(w)
+        gy = np.empty(w)
+        gz = np.empty(w)
+        d = np.empty(cap)
+        ring = np.full(_RING, -1, np.int64)
+        ring_r = np.zeros(_RING)
+        for c in range(segments[s], segments[s + 1]):
+            _cell_queries(xs, ys, zs, cells, starts, rows, c, dims, lo, h, k, runs, gx, gy, gz, d, ring, ring_r, out)
+
+
+def _kdtree_mean(data: np.ndarray, queries: np.ndarray, k: int, tree: KDTree | None = None) -> np.ndarray:
+    """Mean distance of each query to its ``k`` nearest points of ``data`` (pykdtree, exact)."""
+    tree = KDTree(data) if tree is None else tree
+    out = np.empty(queries.shape[0], dtype=np.float64)
+    for start in tqdm(range(0, queries.shape[0], _QUERY_CHUNK), desc="k-NN", unit="chunk", disable=None, leave=False):
+        stop = min(start + _QUERY_CHUNK, queries.shape[0])
+        dist, _ = tree.query(queries[start:stop], k=k)
+        out[start:stop] = dist.reshape(stop - start, k).mean(axis=1)
+    return out
+
+
+def estimate_cell_size(points: np.ndarray, k: int, seed: int = 0) -> float:
+    """``1.5 x`` the median k-th neighbour distance, estimated as the nearest-neighbour distance
+    inside a random ``1/k`` subsample (whose density puts one point in a full-cloud k-ball)."""
+    rng = np.random.default_rng(seed)
+    sub = points[rng.choice(points.shape[0], max(points.shape[0] // k, 2), replace=False)]
+    probe = sub[rng.choice(sub.shape[0], min(sub.shape[0], 5000), replace=False)]
+    dist, _ = KDTree(sub).query(probe, k=2)
+    positive = dist[:, 1][dist[:, 1] > 0]
+    if positive.size == 0:
+        return 0.0
+    return float(_CELL_FACTOR * np.median(positive))
+
+
+def grid_mean_knn_distances(points: np.ndarray, k: int, cell_size: float | None = None) -> np.ndarray:
+    """The grid search of this module on ``(N, 3)`` float64 ``points``; see the module docstring.
+
+    Args:
+        points: ``(N, 3)`` finite points (any unit).
+        k: Neighbours per point, the point itself included (1 <= k <= N).
+        cell_size: Grid cell edge (same unit); estimated when ``None``. Any positive value gives
+            exact results, only the speed depends on it.
+
+    Returns:
+        ``(N,)`` float64 mean distances, in input order.
+    """
+    p = np.ascontiguousarray(points, dtype=np.float64)
+    n = p.shape[0]
+    h = estimate_cell_size(p, k) if cell_size is None else float(cell_size)
+    lo = p.min(axis=0)
+    extent = p.max(axis=0) - lo
+    if not h > 0.0 or float(np.prod(np.floor(extent / h) + 1)) >= 2.0 ** (62 - 3 * _SUB):
+        logger.info("k-NN: grid not applicable (cell size %g for extent %s); using the kd-tree", h, extent)
+        return _kdtree_mean(p, p, k)
+    dims = (np.floor(extent / h).astype(np.int64) + 1)
+    keys = np.empty(n, dtype=np.int64)
+    _sort_keys(p, lo, h, dims, keys)
+    order = np.argsort(keys)
+    cell_of = keys[order] >> (3 * _SUB)
+    del keys
+    breaks = np.flatnonzero(cell_of[1:] != cell_of[:-1]) + 1
+    starts = np.concatenate([[0], breaks, [n]]).astype(np.int64)
+    cells = cell_of[starts[:-1]]
+    del cell_of, breaks
+    nrows = int(dims[0] * dims[1])
+    rows = (np.searchsorted(cells // dims[2], np.arange(nrows + 1)).astype(np.int64)
+            if nrows < _MAX_ROWS else np.zeros(0, dtype=np.int64))
+    xs, ys, zs = (p[order, i] for i in range(3))
+    segments = np.unique(np.searchsorted(starts, np.linspace(0, n, _SEGMENTS + 1).astype(np.int64)))
+    segments[-1] = cells.shape[0]
+    block = int(np.diff(starts).max()) * (2 * _A + 1) ** 3
+    result = np.empty(n, dtype=np.float64)
+    _grid_knn(xs, ys, zs, cells, starts, rows, segments.astype(np.int64), dims, lo, h, k,
+              min(block, n, _MAX_BLOCK), result)
+    del xs, ys, zs
+    out = np.empty(n, dtype=np.float64)
+    out[order] = result
+    del result
+    failed = np.flatnonzero(out < 0)
+    logger.info("k-NN grid: %d points, %d cells of %g, %d left to the kd-tree", n, cells.shape[0], h, failed.size)
+    if failed.size:
+        out[failed] = _kdtree_mean(p, p[failed], k)
+    return out
+
+
+def mean_knn_distances(points: np.ndarray, k: int) -> np.ndarray:
+    """Mean Euclidean distance (float64) of every point to its ``k`` nearest points, itself included.
+
+    Args:
+        points: ``(N, 3)`` finite points (any unit); computed in float64.
+        k: Neighbours per point, 1 <= k <= N.
+
+    Returns:
+        ``(N,)`` float64 mean distances (unit of ``points``), in input order.
+    """
+    p = np.ascontiguousarray(points, dtype=np.float64)
+    if p.shape[0] < GRID_MIN_POINTS:
+        return _kdtree_mean(p, p, k)
+    return grid_mean_knn_distances(p, k)

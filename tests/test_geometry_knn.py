@@ -1,0 +1,88 @@
+"""The grid k-NN statistic (gen3r.geometry.knn) against scipy's cKDTree as an independent reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from gen3r.geometry import knn, statistical_outlier_removal
+
+
+def _reference(points: np.ndarray, k: int) -> np.ndarray:
+    dist, _ = cKDTree(points).query(points, k=k)
+    return dist.reshape(points.shape[0], k).mean(axis=1)
+
+
+def _slab(rng: np.random.Generator, n: int, offset: float = 0.0) -> np.ndarray:
+    """A noisy bent surface with flying points and duplicates: the shape of unprojected depth."""
+    uv = rng.random((n, 2)) * 2.0
+    z = 0.2 * np.sin(3 * uv[:, 0]) + 0.005 * rng.standard_normal(n)
+    pts = np.column_stack([uv, z]) + offset
+    flying = rng.random(n) < 0.01
+    pts[flying] *= rng.uniform(0.3, 1.5, (int(flying.sum()), 1))
+    pts[: n // 50] = pts[n // 50 : 2 * (n // 50)]  # exact duplicates
+    pts[-40:] = pts[-41]  # a stack of 40 identical points (more than k)
+    return pts
+
+
+@pytest.mark.parametrize("k", [1, 7, 25])
+@pytest.mark.parametrize("cell", [None, 0.004, 0.02, 0.1, 5.0])
+def test_grid_matches_kdtree_on_a_noisy_surface(k: int, cell: float | None) -> None:
+    pts = _slab(np.random.default_rng(k), 20_000)
+    got = knn.grid_mean_knn_distances(pts, k, cell_size=cell)
+    np.testing.assert_allclose(got, _reference(pts, k), rtol=1e-13, atol=1e-15)
+
+
+def test_grid_matches_kdtree_uniform_volume_far_from_origin() -> None:
+    rng = np.random.default_rng(3)
+    pts = rng.random((15_000, 3)) * np.array([4.0, 0.5, 1.0]) + 1e3  # anisotropic, large offset
+    got = knn.grid_mean_knn_distances(pts, 25)
+    np.testing.assert_allclose(got, _reference(pts, 25), rtol=1e-12)
+
+
+def test_grid_small_cloud_and_k_equal_n() -> None:
+    pts = np.random.default_rng(4).random((30, 3))
+    for k in (1, 29, 30):
+        np.testing.assert_allclose(knn.grid_mean_knn_distances(pts, k, cell_size=0.05), _reference(pts, k), rtol=1e-13)
+
+
+def test_grid_paths_for_crowded_cells_and_huge_row_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    pts = _slab(np.random.default_rng(5), 12_000)
+    want = _reference(pts, 25)
+    monkeypatch.setattr(knn, "_MAX_BLOCK", 300)  # most blocks overflow: their cells go to the kd-tree
+    np.testing.assert_allclose(knn.grid_mean_knn_distances(pts, 25, cell_size=0.05), want, rtol=1e-13)
+    monkeypatch.setattr(knn, "_MAX_BLOCK", 1 << 20)
+    monkeypatch.setattr(knn, "_MAX_ROWS", 0)  # rows found by binary search instead of the table
+    np.testing.assert_allclose(knn.grid_mean_knn_distances(pts, 25, cell_size=0.01), want, rtol=1e-13)
+
+
+def test_grid_degenerate_inputs_fall_back_to_the_kdtree() -> None:
+    same = np.zeros((100, 3))
+    np.testing.assert_array_equal(knn.grid_mean_knn_distances(same, 5), np.zeros(100))
+    pts = np.random.default_rng(6).random((500, 3))
+    pts[0] = 1e12  # extent / cell would overflow the cell keys
+    np.testing.assert_allclose(knn.grid_mean_knn_distances(pts, 5, cell_size=1e-3), _reference(pts, 5), rtol=1e-13)
+
+
+def test_estimated_cell_size_tracks_density() -> None:
+    rng = np.random.default_rng(7)
+    plane = np.column_stack([rng.random((200_000, 2)), np.zeros(200_000)])
+    # 25 points of a unit-density-200k plane lie within r with pi r^2 = 25 / 200k
+    r25 = np.sqrt(25 / 200_000 / np.pi)
+    assert 0.8 * 1.5 * r25 < knn.estimate_cell_size(plane, 25) < 1.25 * 1.5 * r25
+
+
+def test_statistical_outlier_removal_uses_the_grid_and_stays_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    pts = _slab(np.random.default_rng(8), 30_000)
+    monkeypatch.setattr(knn, "GRID_MIN_POINTS", 1000)
+    calls = []
+    real = knn.grid_mean_knn_distances
+    monkeypatch.setattr(knn, "grid_mean_knn_distances", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    keep = statistical_outlier_removal(pts, nb_neighbors=25, std_ratio=1.25)
+    avg = _reference(pts, 25)
+    pos = avg > 0
+    mean = avg[pos].sum() / avg.size
+    std = np.sqrt(((avg[pos] - mean) ** 2).sum() / (avg.size - 1))
+    np.testing.assert_array_equal(keep, pos & (avg < mean + 1.25 * std))
+    assert calls and 0 < keep.sum() < pts.shape[0]
