@@ -75,6 +75,9 @@ def statistical_outlier_removal(points: ArrayLike, nb_neighbors: int = 25, std_r
     point is kept iff ``0 < a_i < mean + std_ratio * std``. Points whose neighbours all coincide
     with them (``a_i == 0``) are therefore removed, as in Open3D.
 
+    The neighbour search is exact (:func:`gen3r.geometry.knn.mean_knn_distances`: a numba grid
+    search for large clouds, pykdtree for small ones and for the points the grid cannot certify).
+
     Args:
         points: ``(N, 3)`` points (any unit); distances are computed in float64.
         nb_neighbors: ``k`` (>= 1), counting the point itself.
