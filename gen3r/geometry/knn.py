@@ -220,7 +220,7 @@ def _cell_block(cells, starts, rows, c, dims, a, runs):
 
 @njit(cache=True)
 def _cell_queries(xs, ys, zs, cells, starts, rows, c, dims, lo, h, k, runs, gx, gy, gz, d, ring, ring_r, out):
-    """Answer the queries of cell ``c``; unanswered ones get -1. Returns their count."""
+    """Answer the queries of cell ``c``; unanswered ones get -1 (left to the kd-tree)."""
     a = _A
     cx, cy, cz = _cell_block(cells, starts, rows, c, dims, a, runs)
     w = 2 * a + 1
@@ -228,14 +228,12 @@ def _cell_queries(xs, ys, zs, cells, starts, rows, c, dims, lo, h, k, runs, gx, 
     for i in range(w * w):
         total += runs[i * (w + 1) + w] - runs[i * (w + 1)]
     if total > d.shape[0]:  # too crowded for the buffer (e.g. massive duplicates): kd-tree
-        for q in range(starts[c], starts[c + 1]):
-            out[q] = -1.0
-        return starts[c + 1] - starts[c]
+        out[starts[c]:starts[c + 1]] = -1.0
+        return
     x0 = lo[0] + cx * h
     y0 = lo[1] + cy * h
     z0 = lo[2] + cz * h
     eps = 1e-9 * h
-    failed = 0
     for q in range(starts[c], starts[c + 1]):
         qx = xs[q]
         qy = ys[q]
@@ -247,7 +245,6 @@ def _cell_queries(xs, ys, zs, cells, starts, rows, c, dims, lo, h, k, runs, gx, 
         r = a * h + min(fx, h - fx, fy, h - fy, fz, h - fz) - eps
         if r <= 0.0:
             out[q] = -1.0
-            failed += 1
             continue
         tau_safe = r * r
         nearest = np.inf
@@ -278,8 +275,6 @@ def _cell_queries(xs, ys, zs, cells, starts, rows, c, dims, lo, h, k, runs, gx, 
             ring_r[u] = np.sqrt(kth)
         else:
             out[q] = -1.0
-            failed += 1
-    return failed
 
 
 @njit(cache=True, parallel=True)
@@ -298,9 +293,9 @@ def _grid_knn(xs, ys, zs, cells, starts, rows, segments, dims, lo, h, k, cap, ou
             _cell_queries(xs, ys, zs, cells, starts, rows, c, dims, lo, h, k, runs, gx, gy, gz, d, ring, ring_r, out)
 
 
-def _kdtree_mean(data: np.ndarray, queries: np.ndarray, k: int, tree: KDTree | None = None) -> np.ndarray:
+def _kdtree_mean(data: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     """Mean distance of each query to its ``k`` nearest points of ``data`` (pykdtree, exact)."""
-    tree = KDTree(data) if tree is None else tree
+    tree = KDTree(data)
     out = np.empty(queries.shape[0], dtype=np.float64)
     for start in tqdm(range(0, queries.shape[0], _QUERY_CHUNK), desc="k-NN", unit="chunk", disable=None, leave=False):
         stop = min(start + _QUERY_CHUNK, queries.shape[0])
