@@ -34,6 +34,8 @@ from numba import njit, prange
 from pykdtree.kdtree import KDTree
 from tqdm.auto import tqdm
 
+from gen3r.geometry._simd import LANES, scan8, select_small
+
 logger = logging.getLogger(__name__)
 
 #: Below this many points the kd-tree alone is used (no grid set-up, no JIT compilation).
@@ -52,8 +54,16 @@ _RING = 4
 _SEGMENTS = 1024
 #: Largest dense (x, y) row table (entries); beyond it rows are found by binary search.
 _MAX_ROWS = 1 << 24
-#: Largest candidate buffer per thread (float64 entries); crowded blocks go to the kd-tree.
+#: Largest candidate buffer per thread (float64 entries); crowded blocks go to the coarse pass.
 _MAX_BLOCK = 1 << 20
+#: Largest candidate count ranked with vector compares; more go to quickselect.
+_SMALL = 64
+#: Coarse cell edge in fine cells (the search for queries the fine block cannot answer).
+_COARSE_FACTOR = 4
+#: Largest coarse-grid table (cells); the coarse factor doubles until the table fits.
+_MAX_COARSE = 1 << 24
+#: Candidate buffer per thread of the coarse pass (float64 entries); overflows go to the kd-tree.
+_COARSE_BLOCK = 1 << 22
 #: Points per kd-tree query batch (bounds the (batch, k) distance matrix).
 _QUERY_CHUNK = 1 << 19
 
@@ -171,33 +181,39 @@ def _scan(xs, ys, zs, qx, qy, qz, tau, runs, gx, gy, gz, a, d):
             while l1 < w - 1 and gij + gz[l1 + 1] <= tau:
                 l1 += 1
             base = (i * w + j) * (w + 1)
-            for t in range(runs[base + l0], runs[base + l1 + 1]):
-                dx = xs[t] - qx
-                dy = ys[t] - qy
-                dz = zs[t] - qz
-                v = dx * dx + dy * dy + dz * dz
-                d[n] = v
-                n += v <= tau
+            stop = runs[base + l1 + 1]
+            for t in range(runs[base + l0], stop, LANES):
+                n = scan8(xs, ys, zs, t, stop - t, qx, qy, qz, tau, d, n)
     return n
 
 
 @njit(cache=True)
-def _cell_block(cells, starts, rows, c, dims, a, runs):
+def _cell_block(cells, starts, rows, c, dims, a, runs, pos, last):
     """Point ranges of the (2a+1)^3 cells around cell ``c``: ``runs[(i*w+j)*(w+1) + l]`` is the
-    first point of row (i, j) with z offset >= l - a (``w = 2a+1``)."""
+    first point of row (i, j) with z offset >= l - a (``w = 2a+1``).
+
+    ``pos`` keeps, per neighbouring row, the first cell at or after the block's z window and
+    ``last[0]`` the (x, y) row of the previous call: cells are visited in ascending order, so
+    within one (x, y) row the windows only move forward and ``pos`` is advanced instead of
+    binary-searched again.
+    """
     ny = dims[1]
     nz = dims[2]
     ncell = cells.shape[0]
     key = cells[c]
     cz = key % nz
-    cy = (key // nz) % ny
-    cx = key // (nz * ny)
+    row_c = key // nz
+    cy = row_c % ny
+    cx = row_c // ny
+    fresh = row_c != last[0]
+    last[0] = row_c
     w = 2 * a + 1
     for i in range(w):
         x = cx + i - a
         for j in range(w):
             y = cy + j - a
-            base = (i * w + j) * (w + 1)
+            slot = i * w + j
+            base = slot * (w + 1)
             if x < 0 or x >= dims[0] or y < 0 or y >= ny:
                 for l in range(w + 1):
                     runs[base + l] = 0
@@ -209,25 +225,41 @@ def _cell_block(cells, starts, rows, c, dims, a, runs):
             else:
                 r0 = 0
                 r1 = ncell
-            first = row * nz
-            t = _lower_bound(cells, first + cz - a, r0, r1)
+            target = row * nz + cz - a
+            if fresh:
+                t = _lower_bound(cells, target, r0, r1)
+            else:
+                t = pos[slot]
+                while t < r1 and cells[t] < target:
+                    t += 1
+            pos[slot] = t
             for l in range(w + 1):
-                while t < r1 and cells[t] < first + cz - a + l:
+                while t < r1 and cells[t] < target + l:
                     t += 1
                 runs[base + l] = starts[t]
     return cx, cy, cz
 
 
+@njit(cache=True, inline="always")
+def _kth_and_sum(d, n, k):
+    """(k-th smallest, sum of sqrt of the k smallest) of ``d[:n]``; ``d`` has 8 spare entries."""
+    if n <= _SMALL:
+        for t in range(n, (n + LANES - 1) // LANES * LANES):
+            d[t] = np.inf
+        return select_small(d, n, k)
+    return _select_sum(d, n, k)
+
+
 @njit(cache=True)
-def _cell_queries(xs, ys, zs, cells, starts, rows, c, dims, lo, h, k, runs, gx, gy, gz, d, ring, ring_r, out):
-    """Answer the queries of cell ``c``; unanswered ones get -1 (left to the kd-tree)."""
+def _cell_queries(xs, ys, zs, cells, starts, rows, c, dims, lo, h, k, runs, pos, last, gx, gy, gz, d, ring, ring_r, out):
+    """Answer the queries of cell ``c``; unanswered ones get -1 (left to the coarse pass)."""
     a = _A
-    cx, cy, cz = _cell_block(cells, starts, rows, c, dims, a, runs)
+    cx, cy, cz = _cell_block(cells, starts, rows, c, dims, a, runs, pos, last)
     w = 2 * a + 1
     total = 0
     for i in range(w * w):
         total += runs[i * (w + 1) + w] - runs[i * (w + 1)]
-    if total > d.shape[0]:  # too crowded for the buffer (e.g. massive duplicates): kd-tree
+    if total > d.shape[0] - LANES:  # too crowded for the buffer (e.g. massive duplicates)
         out[starts[c]:starts[c + 1]] = -1.0
         return
     x0 = lo[0] + cx * h
@@ -256,11 +288,11 @@ def _cell_queries(xs, ys, zs, cells, starts, rows, c, dims, lo, h, k, runs, gx, 
                 if dd < nearest:
                     nearest = dd
                     r_pred = ring_r[u]
-                bound = (ring_r[u] + np.sqrt(dd)) * (1.0 + 1e-12)
-                tau_safe = min(tau_safe, bound * bound)
         tau = tau_safe
         if r_pred >= 0.0:
-            tau = min(tau, (_TAU_FACTOR * r_pred) ** 2)
+            bound = (r_pred + np.sqrt(nearest)) * (1.0 + 1e-12)  # triangle inequality
+            tau_safe = min(tau_safe, bound * bound)
+            tau = min(tau_safe, (_TAU_FACTOR * r_pred) ** 2)
         _face_gaps(fx, h, a, gx)
         _face_gaps(fy, h, a, gy)
         _face_gaps(fz, h, a, gz)
@@ -268,7 +300,7 @@ def _cell_queries(xs, ys, zs, cells, starts, rows, c, dims, lo, h, k, runs, gx, 
         if n < k and tau < tau_safe:
             n = _scan(xs, ys, zs, qx, qy, qz, tau_safe, runs, gx, gy, gz, a, d)
         if n >= k:
-            kth, total = _select_sum(d, n, k)
+            kth, total = _kth_and_sum(d, n, k)
             out[q] = total / k
             u = q % _RING
             ring[u] = q
@@ -283,14 +315,158 @@ def _grid_knn(xs, ys, zs, cells, starts, rows, segments, dims, lo, h, k, cap, ou
     w = 2 * _A + 1
     for s in prange(segments.shape[0] - 1):
         runs = np.empty(w * w * (w + 1), np.int64)
+        pos = np.empty(w * w, np.int64)
+        last = np.full(1, -1, np.int64)
         gx = np.empty(w)
         gy = np.empty(w)
         gz = np.empty(w)
-        d = np.empty(cap)
+        d = np.empty(cap + LANES)
         ring = np.full(_RING, -1, np.int64)
         ring_r = np.zeros(_RING)
         for c in range(segments[s], segments[s + 1]):
-            _cell_queries(xs, ys, zs, cells, starts, rows, c, dims, lo, h, k, runs, gx, gy, gz, d, ring, ring_r, out)
+            _cell_queries(xs, ys, zs, cells, starts, rows, c, dims, lo, h, k, runs, pos, last, gx, gy, gz, d, ring, ring_r, out)
+
+
+@njit(cache=True, inline="always")
+def _gap(f, size, o):
+    """Distance from offset ``f`` inside a cell of edge ``size`` to the cell ``o`` steps away."""
+    if o < 0:
+        return f - (o + 1) * size
+    if o > 0:
+        return (o - 1) * size + (size - f)
+    return 0.0
+
+
+@njit(cache=True)
+def _keep_below(d, n, kth):
+    """Compact ``d[:n]`` to the values ``<= kth``; returns their count."""
+    m = 0
+    for t in range(n):
+        v = d[t]
+        d[m] = v
+        m += v <= kth
+    return m
+
+
+@njit(cache=True)
+def _coarse_query(xs, ys, zs, q, starts, dims, lo, h, factor, cdims, cstart, members, mcoord, k, d, order_buf, key_buf):
+    """Mean k-NN distance of sorted point ``q`` from the coarse grid, or -1 if ``d`` overflows.
+
+    Coarse cells hold ``factor^3`` fine cells (edge ``H = factor * h``). The block of
+    ``(2R+1)^3`` coarse cells around the query's holds every point within
+    ``r_R = R*H + (distance to the faces of its coarse cell)``. Its non-empty coarse cells are
+    visited nearest box first; fine cells and points farther than the current bound ``U`` (the
+    k-th smallest distance found so far) are skipped, and the walk stops at the first coarse
+    cell beyond ``U``. The answer is exact when ``U <= r_R``; otherwise ``R`` doubles.
+    """
+    big = factor * h
+    qx = xs[q]
+    qy = ys[q]
+    qz = zs[q]
+    fine = np.empty(3, np.int64)
+    cc = np.empty(3, np.int64)
+    ff = np.empty(3)
+    of = np.empty(3)
+    for axis, value in enumerate((qx, qy, qz)):
+        f = min(np.int64((value - lo[axis]) / h), dims[axis] - 1)
+        fine[axis] = f
+        cc[axis] = f // factor
+        ff[axis] = value - (lo[axis] + cc[axis] * big)
+        of[axis] = value - (lo[axis] + f * h)
+    eps = 1e-9 * h
+    reach = 1
+    while True:
+        whole = True
+        face = np.inf
+        for axis in range(3):
+            if cc[axis] - reach > 0 or cc[axis] + reach < cdims[axis] - 1:
+                whole = False
+            face = min(face, ff[axis], big - ff[axis])
+        r = reach * big + face - eps
+        if not whole and r <= 0.0:
+            return -1.0
+        cert = np.inf if whole else r * r
+        # non-empty coarse cells of the block within the certificate radius, by box distance
+        m = 0
+        for x in range(max(cc[0] - reach, 0), min(cc[0] + reach + 1, cdims[0])):
+            g = _gap(ff[0], big, x - cc[0])
+            gi = g * g
+            for y in range(max(cc[1] - reach, 0), min(cc[1] + reach + 1, cdims[1])):
+                g = _gap(ff[1], big, y - cc[1])
+                gij = gi + g * g
+                if gij > cert:
+                    continue
+                row = (x * cdims[1] + y) * cdims[2]
+                for z in range(max(cc[2] - reach, 0), min(cc[2] + reach + 1, cdims[2])):
+                    cid = row + z
+                    if cstart[cid] == cstart[cid + 1]:
+                        continue
+                    g = _gap(ff[2], big, z - cc[2])
+                    gap = gij + g * g
+                    if gap > cert:
+                        continue
+                    if m == key_buf.shape[0]:
+                        return -1.0
+                    key_buf[m] = gap
+                    order_buf[m] = cid
+                    m += 1
+        visit = np.argsort(key_buf[:m])
+        bound = cert
+        n = 0
+        for v in range(m):
+            if key_buf[visit[v]] > bound:
+                break
+            cid = order_buf[visit[v]]
+            for u in range(cstart[cid], cstart[cid + 1]):
+                g = _gap(of[0], h, mcoord[u, 0] - fine[0])
+                gap = g * g
+                g = _gap(of[1], h, mcoord[u, 1] - fine[1])
+                gap += g * g
+                g = _gap(of[2], h, mcoord[u, 2] - fine[2])
+                gap += g * g
+                if gap > bound:
+                    continue
+                fc = members[u]
+                s0 = starts[fc]
+                s1 = starts[fc + 1]
+                if n + (s1 - s0) > d.shape[0] - LANES:
+                    return -1.0
+                for t in range(s0, s1, LANES):
+                    n = scan8(xs, ys, zs, t, s1 - t, qx, qy, qz, bound, d, n)
+            if n >= k and (bound == cert or n > _SMALL):
+                kth, _ = _kth_and_sum(d, n, k)
+                bound = min(bound, kth)
+                n = _keep_below(d, n, bound)
+        if n >= k:
+            kth, total = _kth_and_sum(d, n, k)
+            return total / k
+        if whole:
+            return -1.0
+        reach *= 2
+
+
+@njit(cache=True, parallel=True)
+def _coarse_knn(xs, ys, zs, queries, starts, dims, lo, h, factor, cdims, cstart, members, mcoord, k, cap, out):
+    """:func:`_coarse_query` for every sorted index in ``queries``; writes ``out[queries]``."""
+    chunks = min(queries.shape[0], 256)
+    for s in prange(chunks):
+        d = np.empty(cap + LANES)
+        order_buf = np.empty(cap, np.int64)
+        key_buf = np.empty(cap)
+        for u in range(s * queries.shape[0] // chunks, (s + 1) * queries.shape[0] // chunks):
+            q = queries[u]
+            out[q] = _coarse_query(xs, ys, zs, q, starts, dims, lo, h, factor, cdims, cstart, members, mcoord, k,
+                                   d, order_buf, key_buf)
+
+
+@njit(cache=True, parallel=True)
+def _gather(p, order, xs, ys, zs):
+    """``xs/ys/zs[i] = p[order[i]]``; the arrays are longer than ``order`` (vector padding)."""
+    for i in prange(order.shape[0]):
+        j = order[i]
+        xs[i] = p[j, 0]
+        ys[i] = p[j, 1]
+        zs[i] = p[j, 2]
 
 
 def _kdtree_mean(data: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
@@ -350,22 +526,49 @@ def grid_mean_knn_distances(points: np.ndarray, k: int, cell_size: float | None 
     nrows = int(dims[0] * dims[1])
     rows = (np.searchsorted(cells // dims[2], np.arange(nrows + 1)).astype(np.int64)
             if nrows < _MAX_ROWS else np.zeros(0, dtype=np.int64))
-    xs, ys, zs = (p[order, i] for i in range(3))
+    xs, ys, zs = (np.zeros(n + LANES) for _ in range(3))  # padded: vector loads read 8 entries
+    _gather(p, order, xs, ys, zs)
     segments = np.unique(np.searchsorted(starts, np.linspace(0, n, _SEGMENTS + 1).astype(np.int64)))
     segments[-1] = cells.shape[0]
     block = int(np.diff(starts).max()) * (2 * _A + 1) ** 3
     result = np.empty(n, dtype=np.float64)
     _grid_knn(xs, ys, zs, cells, starts, rows, segments.astype(np.int64), dims, lo, h, k,
               min(block, n, _MAX_BLOCK), result)
+    failed = np.flatnonzero(result < 0)
+    if failed.size:
+        factor, cdims, cstart, members, mcoord = _coarse_grid(cells, dims)
+        _coarse_knn(xs, ys, zs, failed, starts, dims, lo, h, factor, cdims, cstart, members, mcoord, k,
+                    min(n, _COARSE_BLOCK), result)
+    left = failed[result[failed] < 0]
+    logger.info("k-NN grid: %d points, %d cells of %g, %d to the coarse grid, %d to the kd-tree",
+                n, cells.shape[0], h, failed.size, left.size)
     del xs, ys, zs
     out = np.empty(n, dtype=np.float64)
     out[order] = result
-    del result
-    failed = np.flatnonzero(out < 0)
-    logger.info("k-NN grid: %d points, %d cells of %g, %d left to the kd-tree", n, cells.shape[0], h, failed.size)
-    if failed.size:
-        out[failed] = _kdtree_mean(p, p[failed], k)
+    if left.size:
+        out[order[left]] = _kdtree_mean(p, p[order[left]], k)
     return out
+
+
+def _coarse_grid(cells: np.ndarray, dims: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Group the occupied fine cells into coarse cells of ``factor^3`` fine cells.
+
+    Returns ``(factor, coarse dims, start of each coarse cell in members (+ end), members,
+    (len(members), 3) fine-cell coordinates of members)``; ``members`` lists fine-cell indices
+    by coarse cell (x-major). ``factor`` is 4, doubled until the dense coarse table has at most
+    ``_MAX_COARSE`` cells.
+    """
+    factor = _COARSE_FACTOR
+    while float(np.prod((dims + factor - 1) // factor)) > _MAX_COARSE:
+        factor *= 2
+    cdims = ((dims + factor - 1) // factor).astype(np.int64)
+    rest = cells // dims[2]
+    coord = np.stack([rest // dims[1], rest % dims[1], cells % dims[2]], axis=1)
+    coarse = ((coord[:, 0] // factor) * cdims[1] + coord[:, 1] // factor) * cdims[2] + coord[:, 2] // factor
+    members = np.argsort(coarse, kind="stable").astype(np.int64)
+    cstart = np.zeros(int(np.prod(cdims)) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(coarse, minlength=cstart.size - 1), out=cstart[1:])
+    return factor, cdims, cstart, members, np.ascontiguousarray(coord[members])
 
 
 def mean_knn_distances(points: np.ndarray, k: int) -> np.ndarray:
