@@ -44,3 +44,21 @@ def as_points(points: Any, name: str = "points", dtype: Any = None) -> np.ndarra
     if not np.issubdtype(arr.dtype, np.floating):
         return arr.astype(np.float64)
     return arr
+
+
+def column_bounds(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-axis ``(min, max)`` of ``(N, 3)`` points, in their dtype.
+
+    Reduces each column separately: numpy's ``min(axis=0)`` over a tall ``(N, 3)`` array is ~8x
+    slower (0.6 s against 0.08 s on 15 M points).
+    """
+    lo = np.array([points[:, axis].min() for axis in range(3)], dtype=points.dtype)
+    hi = np.array([points[:, axis].max() for axis in range(3)], dtype=points.dtype)
+    return lo, hi
+
+
+def finite_rows(points: np.ndarray) -> np.ndarray | None:
+    """Boolean mask of the rows of ``(N, 3)`` points that are all finite, or ``None`` if all are."""
+    if np.isfinite(points).all():
+        return None
+    return np.isfinite(points[:, 0]) & np.isfinite(points[:, 1]) & np.isfinite(points[:, 2])

@@ -34,6 +34,7 @@ from numba import njit, prange
 from pykdtree.kdtree import KDTree
 from tqdm.auto import tqdm
 
+from gen3r.geometry._arrays import column_bounds
 from gen3r.geometry._simd import LANES, scan8, select_small
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ GRID_MIN_POINTS = 50_000
 _CELL_FACTOR = 1.5
 #: The optimistic search radius in units of a nearby point's k-th neighbour distance.
 _TAU_FACTOR = 1.15
+#: Extra factor on the squared radius when a retry widens it.
+_GROW = 1.3
 #: Half-width of the searched cell block (a block of (2A+1)^3 cells).
 _A = 2
 #: Bits per axis of the Morton code that orders points inside a cell.
@@ -57,7 +60,7 @@ _MAX_ROWS = 1 << 24
 #: Largest candidate buffer per thread (float64 entries); crowded blocks go to the coarse pass.
 _MAX_BLOCK = 1 << 20
 #: Largest candidate count ranked with vector compares; more go to quickselect.
-_SMALL = 64
+_SMALL = 96
 #: Coarse cell edge in fine cells (the search for queries the fine block cannot answer).
 _COARSE_FACTOR = 4
 #: Largest coarse-grid table (cells); the coarse factor doubles until the table fits.
@@ -297,8 +300,11 @@ def _cell_queries(xs, ys, zs, cells, starts, rows, c, dims, lo, h, k, runs, pos,
         _face_gaps(fy, h, a, gy)
         _face_gaps(fz, h, a, gz)
         n = _scan(xs, ys, zs, qx, qy, qz, tau, runs, gx, gy, gz, a, d)
-        if n < k and tau < tau_safe:
-            n = _scan(xs, ys, zs, qx, qy, qz, tau_safe, runs, gx, gy, gz, a, d)
+        while n < k and tau < tau_safe:
+            # too few inside: widen the radius by the shortfall (counts grow ~ r^2 on surfaces)
+            grown = tau * _GROW * k / max(n, 1)
+            tau = min(tau_safe, grown) if grown > tau else tau_safe  # tau = 0 (duplicates) cannot grow
+            n = _scan(xs, ys, zs, qx, qy, qz, tau, runs, gx, gy, gz, a, d)
         if n >= k:
             kth, total = _kth_and_sum(d, n, k)
             out[q] = total / k
@@ -484,7 +490,8 @@ def estimate_cell_size(points: np.ndarray, k: int, seed: int = 0) -> float:
     """``1.5 x`` the median k-th neighbour distance, estimated as the nearest-neighbour distance
     inside a random ``1/k`` subsample (whose density puts one point in a full-cloud k-ball)."""
     rng = np.random.default_rng(seed)
-    sub = points[rng.choice(points.shape[0], max(points.shape[0] // k, 2), replace=False)]
+    keep = rng.random(points.shape[0]) < 1.0 / k  # Bernoulli(1/k): no permutation of all n indices
+    sub = points[keep] if keep.sum() >= 2 else points[:2]
     probe = sub[rng.choice(sub.shape[0], min(sub.shape[0], 5000), replace=False)]
     dist, _ = KDTree(sub).query(probe, k=2)
     positive = dist[:, 1][dist[:, 1] > 0]
@@ -508,8 +515,8 @@ def grid_mean_knn_distances(points: np.ndarray, k: int, cell_size: float | None 
     p = np.ascontiguousarray(points, dtype=np.float64)
     n = p.shape[0]
     h = estimate_cell_size(p, k) if cell_size is None else float(cell_size)
-    lo = p.min(axis=0)
-    extent = p.max(axis=0) - lo
+    lo, hi = column_bounds(p)
+    extent = hi - lo
     if not h > 0.0 or float(np.prod(np.floor(extent / h) + 1)) >= 2.0 ** (62 - 3 * _SUB):
         logger.info("k-NN: grid not applicable (cell size %g for extent %s); using the kd-tree", h, extent)
         return _kdtree_mean(p, p, k)

@@ -19,10 +19,11 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+from numba import njit, prange
 
 from gen3r.errors import Gen3RError
 from gen3r.geometry import knn
-from gen3r.geometry._arrays import ArrayLike, as_points, check_finite
+from gen3r.geometry._arrays import ArrayLike, as_points, check_finite, column_bounds, finite_rows
 
 logger = logging.getLogger(__name__)
 
@@ -102,16 +103,42 @@ def statistical_outlier_removal(points: ArrayLike, nb_neighbors: int = 25, std_r
     return positive & (avg < mean + std_ratio * std)
 
 
+@njit(cache=True, parallel=True)
+def _voxel_keys_kernel(p, origin, voxel_size, cell_min, dims, out):
+    """``out[i]`` = linear voxel id (x-major) of ``floor((p[i] - origin) / voxel_size) - cell_min``."""
+    for i in prange(p.shape[0]):
+        key = np.int64(0)
+        for axis in range(3):
+            cell = np.int64(np.floor((np.float64(p[i, axis]) - origin[axis]) / voxel_size)) - cell_min[axis]
+            key = key * dims[axis] + cell
+        out[i] = key
+
+
+@njit(cache=True, parallel=True)
+def _group_means(values, order, bounds, out):
+    """``out[g]`` = float64 mean of ``values[order[bounds[g]:bounds[g+1]]]`` (rows of 3)."""
+    for g in prange(bounds.shape[0] - 1):
+        s0 = bounds[g]
+        s1 = bounds[g + 1]
+        for axis in range(3):
+            total = 0.0
+            for t in range(s0, s1):
+                total += np.float64(values[order[t], axis])
+            out[g, axis] = total / (s1 - s0)
+
+
 def _voxel_keys(points: np.ndarray, voxel_size: float, min_bound: np.ndarray) -> np.ndarray:
-    """Linear voxel id ``floor((p - min_bound) / voxel_size)`` per point (int64)."""
-    cells = []
-    for axis in range(3):
-        cell = np.floor((points[:, axis].astype(np.float64) - min_bound[axis]) / voxel_size).astype(np.int64)
-        cells.append(cell - cell.min())
-    dims = [int(c.max()) + 1 for c in cells]
+    """Linear voxel id ``floor((p - min_bound) / voxel_size)`` per point (int64, x-major, offset so
+    that the smallest cell of each axis is 0)."""
+    lo, hi = (b.astype(np.float64) for b in column_bounds(points))
+    # floor((p - o) / s) is monotone in p, so the extreme cells are those of the extreme points
+    cell_min = np.floor((lo - min_bound) / voxel_size).astype(np.int64)
+    dims = np.floor((hi - min_bound) / voxel_size).astype(np.int64) - cell_min + 1
     if float(dims[0]) * dims[1] * dims[2] >= 2.0**62:
         raise Gen3RError(f"voxel_size {voxel_size} is too small for a cloud of this extent; use a larger voxel")
-    return (cells[0] * dims[1] + cells[1]) * dims[2] + cells[2]
+    keys = np.empty(points.shape[0], dtype=np.int64)
+    _voxel_keys_kernel(points, np.asarray(min_bound, dtype=np.float64), float(voxel_size), cell_min, dims, keys)
+    return keys
 
 
 def voxel_downsample(
@@ -145,14 +172,24 @@ def voxel_downsample(
         raise Gen3RError("points is empty; nothing to downsample")
     check_finite(p, "points")
     if min_bound is None:
-        origin = p.min(axis=0).astype(np.float64) - voxel_size / 2
+        origin = column_bounds(p)[0].astype(np.float64) - voxel_size / 2
     else:
         origin = np.asarray(min_bound, dtype=np.float64).reshape(3)
-    _, inverse, counts = np.unique(_voxel_keys(p, voxel_size, origin), return_inverse=True, return_counts=True)
+    if p.dtype not in (np.float32, np.float64):  # the kernels are compiled for these two
+        p = p.astype(np.float64)
+    keys = _voxel_keys(p, voxel_size, origin)
+    order = np.argsort(keys)
+    sorted_keys = keys[order]
+    del keys
+    bounds = np.flatnonzero(np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1], [True]])).astype(np.int64)
+    del sorted_keys
 
     def average(values: np.ndarray) -> np.ndarray:
-        sums = [np.bincount(inverse, weights=values[:, axis], minlength=counts.size) for axis in range(3)]
-        return np.stack(sums, axis=1) / counts[:, None]
+        out = np.empty((bounds.size - 1, 3), dtype=np.float64)
+        if values.dtype not in (np.float32, np.float64):
+            values = values.astype(np.float64)
+        _group_means(np.ascontiguousarray(values), order, bounds, out)
+        return out
 
     return average(p), (average(c) if c is not None else None)
 
@@ -190,8 +227,8 @@ def filter_point_cloud(
         raise Gen3RError("colors is required; pass one RGB colour per point")
     c = np.clip(np.asarray(c, dtype=np.float32), 0.0, 1.0)
     check_finite(c, "colors")
-    finite = np.isfinite(p).all(axis=1)
-    if not finite.all():
+    finite = finite_rows(p)
+    if finite is not None:
         logger.warning("dropping %d non-finite points of %d", int((~finite).sum()), p.shape[0])
         p, c = p[finite], c[finite]
     if p.shape[0] == 0:
@@ -205,5 +242,5 @@ def filter_point_cloud(
     if p.shape[0] == 0:
         raise Gen3RError("statistical outlier removal left no point; the cloud is degenerate (all points equal?)")
     logger.info("voxel averaging of %d points (voxel %g)", p.shape[0], voxel_size)
-    p_out, c_out = voxel_downsample(p, c, voxel_size=voxel_size, min_bound=p.min(axis=0))
+    p_out, c_out = voxel_downsample(p, c, voxel_size=voxel_size, min_bound=column_bounds(p)[0])
     return p_out, c_out
