@@ -133,3 +133,31 @@ def select_small(typingctx, d, n, k):
         return context.make_tuple(builder, signature.return_type, [kth, total])
 
     return sig, codegen
+
+
+@intrinsic
+def split8(typingctx, src, t, m, threshold, low, n_low, high, n_high):
+    """Append lanes ``t .. t+min(m, 8)-1`` of ``src`` to ``low`` (values ``<= threshold``) or
+    ``high`` (the others), each in order; returns the new ``(n_low, n_high)``.
+
+    ``high`` may be ``src`` itself (in-place compaction): writes never pass the lanes read.
+    """
+    sig = types.UniTuple(types.int64, 2)(src, t, m, threshold, low, n_low, high, n_high)
+
+    def codegen(context, builder, signature, args):
+        src_a, t_v, m_v, thr_v, low_a, nl_v, high_a, nh_v = args
+        values = _load8(builder, context, signature.args[0], src_a, t_v)
+        valid = builder.icmp_signed("<", ir.Constant(_VI64, list(range(LANES))), _splat(builder, m_v, _VI64))
+        below = builder.fcmp_ordered("<=", values, _splat(builder, thr_v, _VF))
+        masks = (builder.and_(below, valid), builder.and_(builder.not_(below), valid))
+        store = _function(builder, "llvm.masked.compressstore.v8f64", ir.VoidType(), [_VF, _F64.as_pointer(), _MASK])
+        popcount = _function(builder, "llvm.ctpop.i8", ir.IntType(8), [ir.IntType(8)])
+        counts = []
+        for mask, arr, arr_t, count in zip(masks, (low_a, high_a), (signature.args[4], signature.args[6]), (nl_v, nh_v)):
+            data = context.make_array(arr_t)(context, builder, arr).data
+            builder.call(store, [values, builder.gep(data, [count]), mask])
+            added = builder.zext(builder.call(popcount, [builder.bitcast(mask, ir.IntType(8))]), _I64)
+            counts.append(builder.add(count, added))
+        return context.make_tuple(builder, signature.return_type, counts)
+
+    return sig, codegen

@@ -35,7 +35,8 @@ from pykdtree.kdtree import KDTree
 from tqdm.auto import tqdm
 
 from gen3r.geometry._arrays import column_bounds
-from gen3r.geometry._simd import LANES, scan8, select_small
+from gen3r.geometry._sort import argsort_keys
+from gen3r.geometry._simd import LANES, scan8, select_small, split8
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ GRID_MIN_POINTS = 50_000
 _CELL_FACTOR = 1.5
 #: The optimistic search radius in units of a nearby point's k-th neighbour distance.
 _TAU_FACTOR = 1.15
+#: Values below this times a nearby point's k-th distance are taken without ranking.
+_SPLIT_FACTOR = 0.9
 #: Extra factor on the squared radius when a retry widens it.
 _GROW = 1.3
 #: Half-width of the searched cell block (a block of (2A+1)^3 cells).
@@ -244,17 +247,41 @@ def _cell_block(cells, starts, rows, c, dims, a, runs, pos, last):
 
 
 @njit(cache=True, inline="always")
-def _kth_and_sum(d, n, k):
-    """(k-th smallest, sum of sqrt of the k smallest) of ``d[:n]``; ``d`` has 8 spare entries."""
-    if n <= _SMALL:
-        for t in range(n, (n + LANES - 1) // LANES * LANES):
-            d[t] = np.inf
-        return select_small(d, n, k)
-    return _select_sum(d, n, k)
+def _pad_select(d, n, k):
+    """:func:`select_small` on ``d[:n]`` after filling ``d[n:]`` with +inf to a multiple of 8."""
+    for t in range(n, (n + LANES - 1) // LANES * LANES):
+        d[t] = np.inf
+    return select_small(d, n, k)
 
 
 @njit(cache=True)
-def _cell_queries(xs, ys, zs, cells, starts, rows, c, dims, lo, h, k, runs, pos, last, gx, gy, gz, d, ring, ring_r, out):
+def _kth_and_sum(d, n, k, split, aux):
+    """(k-th smallest, sum of sqrt of the k smallest) of ``d[:n]``; ``d`` and ``aux`` have 8
+    spare entries. ``split > 0`` is a guess just below the k-th smallest: the values up to it
+    (all selected, unless more than k) go to ``aux`` and only the rest is ranked."""
+    if n > _SMALL:
+        return _select_sum(d, n, k)
+    if not split > 0.0:
+        return _pad_select(d, n, k)
+    n_low = 0
+    n_high = 0
+    for t in range(0, n, LANES):
+        n_low, n_high = split8(d, t, n - t, split, aux, n_low, d, n_high)
+    if n_low > k:
+        return _pad_select(aux, n_low, k)
+    kth = 0.0
+    total = 0.0
+    for t in range(n_low):
+        kth = max(kth, aux[t])
+        total += np.sqrt(aux[t])
+    if n_low == k:
+        return kth, total
+    kth, rest = _pad_select(d, n_high, k - n_low)
+    return kth, total + rest
+
+
+@njit(cache=True)
+def _cell_queries(xs, ys, zs, cells, starts, rows, c, dims, lo, h, k, runs, pos, last, gx, gy, gz, d, aux, ring, ring_r, out):
     """Answer the queries of cell ``c``; unanswered ones get -1 (left to the coarse pass)."""
     a = _A
     cx, cy, cz = _cell_block(cells, starts, rows, c, dims, a, runs, pos, last)
@@ -306,7 +333,7 @@ def _cell_queries(xs, ys, zs, cells, starts, rows, c, dims, lo, h, k, runs, pos,
             tau = min(tau_safe, grown) if grown > tau else tau_safe  # tau = 0 (duplicates) cannot grow
             n = _scan(xs, ys, zs, qx, qy, qz, tau, runs, gx, gy, gz, a, d)
         if n >= k:
-            kth, total = _kth_and_sum(d, n, k)
+            kth, total = _kth_and_sum(d, n, k, (_SPLIT_FACTOR * r_pred) ** 2 if r_pred > 0.0 else 0.0, aux)
             out[q] = total / k
             u = q % _RING
             ring[u] = q
@@ -327,10 +354,11 @@ def _grid_knn(xs, ys, zs, cells, starts, rows, segments, dims, lo, h, k, cap, ou
         gy = np.empty(w)
         gz = np.empty(w)
         d = np.empty(cap + LANES)
+        aux = np.empty(_SMALL + LANES)
         ring = np.full(_RING, -1, np.int64)
         ring_r = np.zeros(_RING)
         for c in range(segments[s], segments[s + 1]):
-            _cell_queries(xs, ys, zs, cells, starts, rows, c, dims, lo, h, k, runs, pos, last, gx, gy, gz, d, ring, ring_r, out)
+            _cell_queries(xs, ys, zs, cells, starts, rows, c, dims, lo, h, k, runs, pos, last, gx, gy, gz, d, aux, ring, ring_r, out)
 
 
 @njit(cache=True, inline="always")
@@ -440,11 +468,11 @@ def _coarse_query(xs, ys, zs, q, starts, dims, lo, h, factor, cdims, cstart, mem
                 for t in range(s0, s1, LANES):
                     n = scan8(xs, ys, zs, t, s1 - t, qx, qy, qz, bound, d, n)
             if n >= k and (bound == cert or n > _SMALL):
-                kth, _ = _kth_and_sum(d, n, k)
+                kth, _ = _kth_and_sum(d, n, k, 0.0, d)
                 bound = min(bound, kth)
                 n = _keep_below(d, n, bound)
         if n >= k:
-            kth, total = _kth_and_sum(d, n, k)
+            kth, total = _kth_and_sum(d, n, k, 0.0, d)
             return total / k
         if whole:
             return -1.0
@@ -486,12 +514,19 @@ def _kdtree_mean(data: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def _as_float(points: np.ndarray) -> np.ndarray:
+    """``points`` as a C-contiguous float32/float64 array (the dtypes the kernels are built for)."""
+    if points.dtype == np.float32:
+        return np.ascontiguousarray(points)
+    return np.ascontiguousarray(points, dtype=np.float64)
+
+
 def estimate_cell_size(points: np.ndarray, k: int, seed: int = 0) -> float:
     """``1.5 x`` the median k-th neighbour distance, estimated as the nearest-neighbour distance
     inside a random ``1/k`` subsample (whose density puts one point in a full-cloud k-ball)."""
     rng = np.random.default_rng(seed)
     keep = rng.random(points.shape[0]) < 1.0 / k  # Bernoulli(1/k): no permutation of all n indices
-    sub = points[keep] if keep.sum() >= 2 else points[:2]
+    sub = (points[keep] if keep.sum() >= 2 else points[:2]).astype(np.float64)
     probe = sub[rng.choice(sub.shape[0], min(sub.shape[0], 5000), replace=False)]
     dist, _ = KDTree(sub).query(probe, k=2)
     positive = dist[:, 1][dist[:, 1] > 0]
@@ -501,10 +536,11 @@ def estimate_cell_size(points: np.ndarray, k: int, seed: int = 0) -> float:
 
 
 def grid_mean_knn_distances(points: np.ndarray, k: int, cell_size: float | None = None) -> np.ndarray:
-    """The grid search of this module on ``(N, 3)`` float64 ``points``; see the module docstring.
+    """The grid search of this module on ``(N, 3)`` ``points``; see the module docstring.
 
     Args:
-        points: ``(N, 3)`` finite points (any unit).
+        points: ``(N, 3)`` finite points (any unit). float32 input is read as is (no float64
+            copy of the cloud), all arithmetic is float64.
         k: Neighbours per point, the point itself included (1 <= k <= N).
         cell_size: Grid cell edge (same unit); estimated when ``None``. Any positive value gives
             exact results, only the speed depends on it.
@@ -512,20 +548,21 @@ def grid_mean_knn_distances(points: np.ndarray, k: int, cell_size: float | None 
     Returns:
         ``(N,)`` float64 mean distances, in input order.
     """
-    p = np.ascontiguousarray(points, dtype=np.float64)
+    p = _as_float(points)
     n = p.shape[0]
     h = estimate_cell_size(p, k) if cell_size is None else float(cell_size)
-    lo, hi = column_bounds(p)
+    lo, hi = (b.astype(np.float64) for b in column_bounds(p))
     extent = hi - lo
     if not h > 0.0 or float(np.prod(np.floor(extent / h) + 1)) >= 2.0 ** (62 - 3 * _SUB):
         logger.info("k-NN: grid not applicable (cell size %g for extent %s); using the kd-tree", h, extent)
-        return _kdtree_mean(p, p, k)
+        p64 = p.astype(np.float64)
+        return _kdtree_mean(p64, p64, k)
     dims = (np.floor(extent / h).astype(np.int64) + 1)
     keys = np.empty(n, dtype=np.int64)
     _sort_keys(p, lo, h, dims, keys)
-    order = np.argsort(keys)
-    cell_of = keys[order] >> (3 * _SUB)
+    order, cell_of = argsort_keys(keys, return_sorted=True)
     del keys
+    cell_of >>= 3 * _SUB
     breaks = np.flatnonzero(cell_of[1:] != cell_of[:-1]) + 1
     starts = np.concatenate([[0], breaks, [n]]).astype(np.int64)
     cells = cell_of[starts[:-1]]
@@ -549,11 +586,12 @@ def grid_mean_knn_distances(points: np.ndarray, k: int, cell_size: float | None 
     left = failed[result[failed] < 0]
     logger.info("k-NN grid: %d points, %d cells of %g, %d to the coarse grid, %d to the kd-tree",
                 n, cells.shape[0], h, failed.size, left.size)
+    if left.size:
+        data = np.column_stack([xs[:n], ys[:n], zs[:n]])
+        result[left] = _kdtree_mean(data, data[left], k)
     del xs, ys, zs
     out = np.empty(n, dtype=np.float64)
     out[order] = result
-    if left.size:
-        out[order[left]] = _kdtree_mean(p, p[order[left]], k)
     return out
 
 
@@ -582,13 +620,14 @@ def mean_knn_distances(points: np.ndarray, k: int) -> np.ndarray:
     """Mean Euclidean distance (float64) of every point to its ``k`` nearest points, itself included.
 
     Args:
-        points: ``(N, 3)`` finite points (any unit); computed in float64.
+        points: ``(N, 3)`` finite float32 or float64 points (any unit; other dtypes are
+            converted); distances are computed in float64.
         k: Neighbours per point, 1 <= k <= N.
 
     Returns:
         ``(N,)`` float64 mean distances (unit of ``points``), in input order.
     """
-    p = np.ascontiguousarray(points, dtype=np.float64)
-    if p.shape[0] < GRID_MIN_POINTS:
+    if points.shape[0] < GRID_MIN_POINTS:
+        p = np.ascontiguousarray(points, dtype=np.float64)
         return _kdtree_mean(p, p, k)
-    return grid_mean_knn_distances(p, k)
+    return grid_mean_knn_distances(points, k)

@@ -23,6 +23,7 @@ from numba import njit, prange
 
 from gen3r.errors import Gen3RError
 from gen3r.geometry import knn
+from gen3r.geometry._sort import argsort_keys
 from gen3r.geometry._arrays import ArrayLike, as_points, check_finite, column_bounds, finite_rows
 
 logger = logging.getLogger(__name__)
@@ -178,8 +179,7 @@ def voxel_downsample(
     if p.dtype not in (np.float32, np.float64):  # the kernels are compiled for these two
         p = p.astype(np.float64)
     keys = _voxel_keys(p, voxel_size, origin)
-    order = np.argsort(keys)
-    sorted_keys = keys[order]
+    order, sorted_keys = argsort_keys(keys, return_sorted=True)
     del keys
     bounds = np.flatnonzero(np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1], [True]])).astype(np.int64)
     del sorted_keys
