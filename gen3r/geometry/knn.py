@@ -383,7 +383,7 @@ def _keep_below(d, n, kth):
 
 
 @njit(cache=True)
-def _coarse_query(xs, ys, zs, q, starts, dims, lo, h, factor, cdims, cstart, members, mcoord, k, d, order_buf, key_buf):
+def _coarse_query(xs, ys, zs, q, starts, dims, lo, h, factor, cdims, cstart, zspan, members, mcoord, k, d, order_buf, key_buf):
     """Mean k-NN distance of sorted point ``q`` from the coarse grid, or -1 if ``d`` overflows.
 
     Coarse cells hold ``factor^3`` fine cells (edge ``H = factor * h``). The block of
@@ -430,9 +430,9 @@ def _coarse_query(xs, ys, zs, q, starts, dims, lo, h, factor, cdims, cstart, mem
                 gij = gi + g * g
                 if gij > cert:
                     continue
-                row = (x * cdims[1] + y) * cdims[2]
-                for z in range(max(cc[2] - reach, 0), min(cc[2] + reach + 1, cdims[2])):
-                    cid = row + z
+                row = x * cdims[1] + y
+                for z in range(max(cc[2] - reach, zspan[row, 0]), min(cc[2] + reach, zspan[row, 1]) + 1):
+                    cid = row * cdims[2] + z
                     if cstart[cid] == cstart[cid + 1]:
                         continue
                     g = _gap(ff[2], big, z - cc[2])
@@ -444,13 +444,27 @@ def _coarse_query(xs, ys, zs, q, starts, dims, lo, h, factor, cdims, cstart, mem
                     key_buf[m] = gap
                     order_buf[m] = cid
                     m += 1
-        visit = np.argsort(key_buf[:m])
+        if m <= _SMALL:  # insertion sort: no allocation, fast for short lists
+            for v in range(1, m):
+                key = key_buf[v]
+                cid = order_buf[v]
+                j = v - 1
+                while j >= 0 and key_buf[j] > key:
+                    key_buf[j + 1] = key_buf[j]
+                    order_buf[j + 1] = order_buf[j]
+                    j -= 1
+                key_buf[j + 1] = key
+                order_buf[j + 1] = cid
+        else:
+            visit = np.argsort(key_buf[:m])
+            key_buf[:m] = key_buf[:m][visit]
+            order_buf[:m] = order_buf[:m][visit]
         bound = cert
         n = 0
         for v in range(m):
-            if key_buf[visit[v]] > bound:
+            if key_buf[v] > bound:
                 break
-            cid = order_buf[visit[v]]
+            cid = order_buf[v]
             for u in range(cstart[cid], cstart[cid + 1]):
                 g = _gap(of[0], h, mcoord[u, 0] - fine[0])
                 gap = g * g
@@ -480,7 +494,7 @@ def _coarse_query(xs, ys, zs, q, starts, dims, lo, h, factor, cdims, cstart, mem
 
 
 @njit(cache=True, parallel=True)
-def _coarse_knn(xs, ys, zs, queries, starts, dims, lo, h, factor, cdims, cstart, members, mcoord, k, cap, out):
+def _coarse_knn(xs, ys, zs, queries, starts, dims, lo, h, factor, cdims, cstart, zspan, members, mcoord, k, cap, out):
     """:func:`_coarse_query` for every sorted index in ``queries``; writes ``out[queries]``."""
     chunks = min(queries.shape[0], 256)
     for s in prange(chunks):
@@ -489,7 +503,7 @@ def _coarse_knn(xs, ys, zs, queries, starts, dims, lo, h, factor, cdims, cstart,
         key_buf = np.empty(cap)
         for u in range(s * queries.shape[0] // chunks, (s + 1) * queries.shape[0] // chunks):
             q = queries[u]
-            out[q] = _coarse_query(xs, ys, zs, q, starts, dims, lo, h, factor, cdims, cstart, members, mcoord, k,
+            out[q] = _coarse_query(xs, ys, zs, q, starts, dims, lo, h, factor, cdims, cstart, zspan, members, mcoord, k,
                                    d, order_buf, key_buf)
 
 
@@ -580,8 +594,8 @@ def grid_mean_knn_distances(points: np.ndarray, k: int, cell_size: float | None 
               min(block, n, _MAX_BLOCK), result)
     failed = np.flatnonzero(result < 0)
     if failed.size:
-        factor, cdims, cstart, members, mcoord = _coarse_grid(cells, dims)
-        _coarse_knn(xs, ys, zs, failed, starts, dims, lo, h, factor, cdims, cstart, members, mcoord, k,
+        factor, cdims, cstart, zspan, members, mcoord = _coarse_grid(cells, dims)
+        _coarse_knn(xs, ys, zs, failed, starts, dims, lo, h, factor, cdims, cstart, zspan, members, mcoord, k,
                     min(n, _COARSE_BLOCK), result)
     left = failed[result[failed] < 0]
     logger.info("k-NN grid: %d points, %d cells of %g, %d to the coarse grid, %d to the kd-tree",
@@ -595,11 +609,12 @@ def grid_mean_knn_distances(points: np.ndarray, k: int, cell_size: float | None 
     return out
 
 
-def _coarse_grid(cells: np.ndarray, dims: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _coarse_grid(cells: np.ndarray, dims: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Group the occupied fine cells into coarse cells of ``factor^3`` fine cells.
 
-    Returns ``(factor, coarse dims, start of each coarse cell in members (+ end), members,
-    (len(members), 3) fine-cell coordinates of members)``; ``members`` lists fine-cell indices
+    Returns ``(factor, coarse dims, start of each coarse cell in members (+ end), first and last
+    occupied z of each coarse (x, y) row (1, 0 if empty), members, (len(members), 3) fine-cell
+    coordinates of members)``; ``members`` lists fine-cell indices
     by coarse cell (x-major). ``factor`` is 4, doubled until the dense coarse table has at most
     ``_MAX_COARSE`` cells.
     """
@@ -610,10 +625,14 @@ def _coarse_grid(cells: np.ndarray, dims: np.ndarray) -> tuple[int, np.ndarray, 
     rest = cells // dims[2]
     coord = np.stack([rest // dims[1], rest % dims[1], cells % dims[2]], axis=1)
     coarse = ((coord[:, 0] // factor) * cdims[1] + coord[:, 1] // factor) * cdims[2] + coord[:, 2] // factor
-    members = np.argsort(coarse, kind="stable").astype(np.int64)
-    cstart = np.zeros(int(np.prod(cdims)) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(coarse, minlength=cstart.size - 1), out=cstart[1:])
-    return factor, cdims, cstart, members, np.ascontiguousarray(coord[members])
+    members = argsort_keys(coarse)
+    counts = np.bincount(coarse, minlength=int(np.prod(cdims)))
+    cstart = np.zeros(counts.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=cstart[1:])
+    occupied = counts.reshape(-1, cdims[2]) > 0
+    zspan = np.stack([occupied.argmax(axis=1), cdims[2] - 1 - occupied[:, ::-1].argmax(axis=1)], axis=1)
+    zspan[~occupied.any(axis=1)] = (1, 0)  # empty row: no z
+    return factor, cdims, cstart, zspan.astype(np.int64), members, np.ascontiguousarray(coord[members])
 
 
 def mean_knn_distances(points: np.ndarray, k: int) -> np.ndarray:
