@@ -6,21 +6,31 @@ It is exact: every result is the mean of the true ``k`` smallest float64 distanc
 order of the final float64 summation differs from a kd-tree, i.e. results agree to ~1e-16
 relative).
 
-Large clouds use a uniform-grid search compiled with numba, which costs about half the CPU time
-of pykdtree's kd-tree on Gen3R-sized outputs (docs/benchmarks.md):
+Large clouds use a uniform-grid search compiled with numba; on Gen3R-sized outputs it costs
+about a quarter of the CPU time of pykdtree's kd-tree (docs/benchmarks.md):
 
 1. Points are bucketed into cubic cells of edge ``h`` (about 1.5x the typical k-th neighbour
    distance, estimated from a random subsample), sorted by cell (x-major, z fastest) and by a
-   Morton code inside each cell, so that consecutive queries are close in space.
+   Morton code inside each cell (a parallel radix sort), so that consecutive queries are close
+   in space.
 2. A query in cell ``c`` only looks at the 5 x 5 x 5 cells around ``c``. Any point farther than
    ``r_q = 2h + (distance from q to the faces of c)`` may lie outside that block, so a result
    is accepted only when at least ``k`` candidates lie within a radius ``tau <= r_q``; then the
    ``k`` nearest are exactly the ``k`` nearest of those candidates.
 3. ``tau`` starts optimistic, 1.15x the k-th distance of the nearest of the last four answered
-   queries, and falls back to the safe bound ``min(r_q, r_i + |q - p_i|)`` (triangle inequality)
-   when fewer than ``k`` candidates fall inside; cells farther than ``tau`` are skipped.
-4. Queries with fewer than ``k`` points within ``r_q`` (isolated outliers, sparse regions) are
-   answered by a pykdtree search over all points.
+   queries, and is widened (by the shortfall of candidates, up to the safe bound
+   ``min(r_q, r_i + |q - p_i|)`` from the triangle inequality) while fewer than ``k`` candidates
+   fall inside; cells farther than ``tau`` are skipped.
+4. The inner loops are eight-lane vector code (:mod:`gen3r.geometry._simd`): squared distances
+   of 8 candidates at a time, appended with a compress-store when ``<= tau``, and the ``k``
+   smallest of the few dozen kept found by counting ranks, after the values below 0.9x the
+   predicted k-th distance are set aside as certainly selected.
+5. Queries with fewer than ``k`` points within ``r_q`` (isolated outliers, sparse regions, ~1 %
+   on Gen3R outputs) go to a coarse grid of ``4 x 4 x 4`` fine cells, searched best-first: the
+   coarse cells of a growing block are visited nearest box first, fine cells and points beyond
+   the current k-th distance are skipped, and the result is accepted once that distance is
+   within the block's certified radius. Only what overflows its buffer (massive duplicates) and
+   degenerate grids use pykdtree.
 
 Points are in any unit and frame; distances are in that unit.
 """

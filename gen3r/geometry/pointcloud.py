@@ -78,7 +78,7 @@ def statistical_outlier_removal(points: ArrayLike, nb_neighbors: int = 25, std_r
     with them (``a_i == 0``) are therefore removed, as in Open3D.
 
     The neighbour search is exact (:func:`gen3r.geometry.knn.mean_knn_distances`: a numba grid
-    search for large clouds, pykdtree for small ones and for the points the grid cannot certify).
+    search for large clouds, pykdtree for small ones).
 
     Args:
         points: ``(N, 3)`` points (any unit); distances are computed in float64.
