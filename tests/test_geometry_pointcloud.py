@@ -149,3 +149,24 @@ def test_filter_point_cloud_bad_inputs() -> None:
         statistical_outlier_removal(points, nb_neighbors=0)
     with pytest.raises(Gen3RError):
         remove_far_points(points, percentile=120.0)
+
+
+def test_row_helpers_match_numpy() -> None:
+    from gen3r.geometry._arrays import column_bounds, finite_rows, take_rows
+
+    rng = np.random.default_rng(11)
+    for dtype in (np.float32, np.float64, np.uint8):
+        arr = (rng.random((1001, 3)) * 200).astype(dtype)
+        for mask in (rng.random(1001) < 0.5, np.zeros(1001, bool), np.ones(1001, bool)):
+            np.testing.assert_array_equal(take_rows(arr, mask), arr[mask])
+            assert take_rows(arr, mask).dtype == dtype
+        strided = arr[::2]  # non-contiguous input
+        mask = rng.random(strided.shape[0]) < 0.3
+        np.testing.assert_array_equal(take_rows(strided, mask), strided[mask])
+        lo, hi = column_bounds(arr)
+        np.testing.assert_array_equal(lo, arr.min(axis=0))
+        np.testing.assert_array_equal(hi, arr.max(axis=0))
+    pts = rng.random((50, 3))
+    assert finite_rows(pts) is None
+    pts[[3, 7], [0, 2]] = [np.nan, np.inf]
+    np.testing.assert_array_equal(finite_rows(pts), np.isfinite(pts).all(axis=1))

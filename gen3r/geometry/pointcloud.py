@@ -24,7 +24,7 @@ from numba import njit, prange
 from gen3r.errors import Gen3RError
 from gen3r.geometry import knn
 from gen3r.geometry._sort import argsort_keys
-from gen3r.geometry._arrays import ArrayLike, as_points, check_finite, column_bounds, finite_rows
+from gen3r.geometry._arrays import ArrayLike, as_points, check_finite, column_bounds, finite_rows, take_rows
 
 logger = logging.getLogger(__name__)
 
@@ -230,15 +230,15 @@ def filter_point_cloud(
     finite = finite_rows(p)
     if finite is not None:
         logger.warning("dropping %d non-finite points of %d", int((~finite).sum()), p.shape[0])
-        p, c = p[finite], c[finite]
+        p, c = take_rows(p, finite), take_rows(c, finite)
     if p.shape[0] == 0:
         raise Gen3RError("the point cloud has no finite point; check the depth maps and cameras")
     if remove_far_points:
         near = _near_mask(p[:, 2], 80.0)
-        p, c = p[near], c[near]
+        p, c = take_rows(p, near), take_rows(c, near)
     logger.info("statistical outlier removal on %d points", p.shape[0])
     keep = statistical_outlier_removal(p, nb_neighbors=nb_neighbors, std_ratio=std_ratio)
-    p, c = p[keep], c[keep]
+    p, c = take_rows(p, keep), take_rows(c, keep)
     if p.shape[0] == 0:
         raise Gen3RError("statistical outlier removal left no point; the cloud is degenerate (all points equal?)")
     logger.info("voxel averaging of %d points (voxel %g)", p.shape[0], voxel_size)
