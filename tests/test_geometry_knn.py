@@ -86,3 +86,67 @@ def test_statistical_outlier_removal_uses_the_grid_and_stays_exact(monkeypatch: 
     std = np.sqrt(((avg[pos] - mean) ** 2).sum() / (avg.size - 1))
     np.testing.assert_array_equal(keep, pos & (avg < mean + 1.25 * std))
     assert calls and 0 < keep.sum() < pts.shape[0]
+
+
+def _far_outlier_cloud(rng: np.random.Generator) -> np.ndarray:
+    """60k points of :func:`_slab` plus 300 isolated points at 1x to 40x the slab's size from its
+    centre and three tight clumps of 6 (fewer than k) far away. Float64, (60_318, 3)."""
+    direction = rng.standard_normal((300, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    scattered = np.array([1.0, 1.0, 0.0]) + direction * np.geomspace(2.0, 80.0, 300)[:, None]
+    clumps = [centre + 0.01 * rng.standard_normal((6, 3)) for centre in ([30.0, -5.0, 2.0], [-60.0, 40.0, 10.0], [1.0, 1.0, 70.0])]
+    return np.vstack([_slab(rng, 60_000), scattered, *clumps])
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch, name: str) -> list[tuple]:
+    """Replace ``knn.<name>`` by a wrapper that records the positional arguments of every call."""
+    calls: list[tuple] = []
+    real = getattr(knn, name)
+
+    def spy(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(knn, name, spy)
+    return calls
+
+
+@pytest.mark.parametrize("k", [8, 25])
+def test_far_outliers_are_answered_exactly_by_the_coarse_pass(k: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    pts = _far_outlier_cloud(np.random.default_rng(20))
+    kdtree = _spy(monkeypatch, "_kdtree_mean")
+    coarse = _spy(monkeypatch, "_coarse_knn")
+    got = knn.grid_mean_knn_distances(pts, k)
+    np.testing.assert_allclose(got, _reference(pts, k), rtol=1e-13, atol=1e-15)
+    assert not kdtree  # neither the whole cloud (grid not applicable) nor single queries
+    assert len(coarse) == 1 and coarse[0][3].size >= 318  # at least as many queries as isolated points
+
+
+def test_coarse_buffer_overflow_goes_to_the_kdtree(monkeypatch: pytest.MonkeyPatch) -> None:
+    pts = _far_outlier_cloud(np.random.default_rng(21))
+    want = _reference(pts, 25)
+    kdtree = _spy(monkeypatch, "_kdtree_mean")
+    coarse = _spy(monkeypatch, "_coarse_knn")
+    monkeypatch.setattr(knn, "_COARSE_BLOCK", 16)  # candidate buffer of 16 distances: most overflow
+    got = knn.grid_mean_knn_distances(pts, 25)
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
+    assert len(coarse) == 1 and len(kdtree) == 1
+    assert 0 < kdtree[0][1].shape[0] <= coarse[0][3].size < pts.shape[0]  # only the overflowing queries
+
+
+@pytest.mark.parametrize("coarse_block", [None, 16])
+@pytest.mark.parametrize("cell", [None, 0.05])
+def test_float32_input_equals_the_same_values_in_float64(cell: float | None, coarse_block: int | None,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    pts32 = _far_outlier_cloud(np.random.default_rng(22)).astype(np.float32)
+    pts64 = pts32.astype(np.float64)
+    if coarse_block is not None:
+        monkeypatch.setattr(knn, "_COARSE_BLOCK", coarse_block)  # the kd-tree fallback too
+    kdtree = _spy(monkeypatch, "_kdtree_mean")
+    got32 = knn.grid_mean_knn_distances(pts32, 25, cell_size=cell)
+    assert len(kdtree) == (coarse_block is not None)  # the grid ran (no whole-cloud kd-tree)
+    assert all(call[1].shape[0] < pts32.shape[0] for call in kdtree)
+    got64 = knn.grid_mean_knn_distances(pts64, 25, cell_size=cell)
+    assert got32.dtype == np.float64
+    np.testing.assert_array_equal(got32, got64)
+    np.testing.assert_allclose(got32, _reference(pts64, 25), rtol=1e-13, atol=1e-15)

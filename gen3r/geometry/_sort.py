@@ -59,11 +59,11 @@ def argsort_keys(keys: np.ndarray, return_sorted: bool = False):
     """
     keys = np.ascontiguousarray(keys, dtype=np.int64)
     n = keys.shape[0]
+    if n and int(keys.min()) < 0:
+        raise ValueError("argsort_keys needs non-negative keys")
     if n < _MIN_KEYS:
         order = np.argsort(keys, kind="stable")
         return (order, keys[order]) if return_sorted else order
-    if int(keys.min()) < 0:
-        raise ValueError("argsort_keys needs non-negative keys")
     passes = max(1, -(-int(keys.max()).bit_length() // _BITS))
     chunks = max(1, get_num_threads())
     src_idx = np.empty(n, dtype=np.int64)
