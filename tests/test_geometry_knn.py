@@ -150,3 +150,25 @@ def test_float32_input_equals_the_same_values_in_float64(cell: float | None, coa
     assert got32.dtype == np.float64
     np.testing.assert_array_equal(got32, got64)
     np.testing.assert_allclose(got32, _reference(pts64, 25), rtol=1e-13, atol=1e-15)
+
+
+def test_far_points_beyond_the_key_range_use_a_bulk_grid_box(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(21)
+    bulk = _slab(rng, 60_000)
+    far = np.vstack([
+        [1e7, 2.0, 0.5], [-3e6, -1e6, 4e5], [0.5, 0.5, -2e6],  # single points far away on every side
+        [2e6, 2e6, 2e6] + 1e-3 * rng.standard_normal((30, 3)),  # a far clump of more than k points
+    ])
+    pts = np.vstack([bulk[:30_000], far, bulk[30_000:]])
+    h = knn.estimate_cell_size(pts, 25)
+    assert not knn._grid_fits(pts.max(axis=0) - pts.min(axis=0), h)  # the full box cannot be keyed
+    grid_calls = _spy(monkeypatch, "_grid_knn")
+    kd_calls = _spy(monkeypatch, "_kdtree_mean")
+    got = knn.grid_mean_knn_distances(pts, 25)
+    np.testing.assert_allclose(got, _reference(pts, 25), rtol=1e-13)
+    assert len(grid_calls) == 1  # the grid ran over the bulk box
+    assert len(kd_calls) == 1
+    queried = kd_calls[0][1]
+    # the far points, plus at most the 0.1 % tails of each axis that fall outside the bulk box
+    assert far.shape[0] <= queried.shape[0] <= far.shape[0] + 0.006 * pts.shape[0]
+    assert {tuple(row) for row in far} <= {tuple(row) for row in queried}

@@ -80,6 +80,8 @@ _COARSE_FACTOR = 4
 _MAX_COARSE = 1 << 24
 #: Candidate buffer per thread of the coarse pass (float64 entries); overflows go to the kd-tree.
 _COARSE_BLOCK = 1 << 22
+#: Quantile (each side, each axis) bounding the grid box when far points make the full box too big.
+_BULK_QUANTILE = 0.001
 #: Points per kd-tree query batch (bounds the (batch, k) distance matrix).
 _QUERY_CHUNK = 1 << 19
 
@@ -105,7 +107,7 @@ def _sort_keys(p, lo, h, dims, out):
         mor = np.int64(0)
         for a in range(3):
             f = (p[i, a] - lo[a]) / h
-            c = min(np.int64(f), dims[a] - 1)
+            c = min(max(np.int64(f), 0), dims[a] - 1)  # points outside the grid box: boundary cells
             s = min(max(np.int64((f - c) * sub), 0), sub - 1)
             lin = lin * dims[a] + c
             mor |= _spread3(s) << a
@@ -412,7 +414,7 @@ def _coarse_query(xs, ys, zs, q, starts, dims, lo, h, factor, cdims, cstart, zsp
     ff = np.empty(3)
     of = np.empty(3)
     for axis, value in enumerate((qx, qy, qz)):
-        f = min(np.int64((value - lo[axis]) / h), dims[axis] - 1)
+        f = min(max(np.int64((value - lo[axis]) / h), 0), dims[axis] - 1)
         fine[axis] = f
         cc[axis] = f // factor
         ff[axis] = value - (lo[axis] + cc[axis] * big)
@@ -576,8 +578,11 @@ def grid_mean_knn_distances(points: np.ndarray, k: int, cell_size: float | None 
     n = p.shape[0]
     h = estimate_cell_size(p, k) if cell_size is None else float(cell_size)
     lo, hi = (b.astype(np.float64) for b in column_bounds(p))
+    outside = None
+    if h > 0.0 and not _grid_fits(hi - lo, h):
+        lo, hi, outside = _bulk_box(p, lo, hi, h)
     extent = hi - lo
-    if not h > 0.0 or float(np.prod(np.floor(extent / h) + 1)) >= 2.0 ** (62 - 3 * _SUB):
+    if not h > 0.0 or not _grid_fits(extent, h):
         logger.info("k-NN: grid not applicable (cell size %g for extent %s); using the kd-tree", h, extent)
         p64 = p.astype(np.float64)
         return _kdtree_mean(p64, p64, k)
@@ -602,12 +607,17 @@ def grid_mean_knn_distances(points: np.ndarray, k: int, cell_size: float | None 
     result = np.empty(n, dtype=np.float64)
     _grid_knn(xs, ys, zs, cells, starts, rows, segments.astype(np.int64), dims, lo, h, k,
               min(block, n, _MAX_BLOCK), result)
-    failed = np.flatnonzero(result < 0)
+    if outside is not None:  # far points: straight to the kd-tree (the grid would crawl to them)
+        far = outside[order]
+        result[far] = -1.0
+        failed = np.flatnonzero((result < 0) & ~far)
+    else:
+        failed = np.flatnonzero(result < 0)
     if failed.size:
         factor, cdims, cstart, zspan, members, mcoord = _coarse_grid(cells, dims)
         _coarse_knn(xs, ys, zs, failed, starts, dims, lo, h, factor, cdims, cstart, zspan, members, mcoord, k,
                     min(n, _COARSE_BLOCK), result)
-    left = failed[result[failed] < 0]
+    left = np.flatnonzero(result < 0)
     logger.info("k-NN grid: %d points, %d cells of %g, %d to the coarse grid, %d to the kd-tree",
                 n, cells.shape[0], h, failed.size, left.size)
     if left.size:
@@ -617,6 +627,32 @@ def grid_mean_knn_distances(points: np.ndarray, k: int, cell_size: float | None 
     out = np.empty(n, dtype=np.float64)
     out[order] = result
     return out
+
+
+def _grid_fits(extent: np.ndarray, h: float) -> bool:
+    """Whether a grid of cell ``h`` over ``extent`` has few enough cells for the int64 keys."""
+    return float(np.prod(np.floor(extent / h) + 1)) < 2.0 ** (62 - 3 * _SUB)
+
+
+def _bulk_box(p: np.ndarray, lo: np.ndarray, hi: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """A grid box around the bulk of the cloud when far points make the full box too large.
+
+    The box spans the 0.1-99.9 % quantiles of each axis plus 10 % of that range. Points outside
+    it are kept in the boundary cells (which stays exact: they lie beyond those cells' faces,
+    so every distance bound of the search still holds) and are answered by the kd-tree.
+    Returns ``(lo, hi, outside mask)``; the unchanged box and ``None`` if no box fits.
+    """
+    qlo = np.array([np.quantile(p[:, axis], _BULK_QUANTILE) for axis in range(3)], dtype=np.float64)
+    qhi = np.array([np.quantile(p[:, axis], 1.0 - _BULK_QUANTILE) for axis in range(3)], dtype=np.float64)
+    margin = 0.1 * (qhi - qlo) + h
+    blo, bhi = np.maximum(lo, qlo - margin), np.minimum(hi, qhi + margin)
+    if not _grid_fits(bhi - blo, h):
+        return lo, hi, None
+    outside = np.zeros(p.shape[0], dtype=bool)
+    for axis in range(3):
+        outside |= (p[:, axis] < blo[axis]) | (p[:, axis] > bhi[axis])
+    logger.info("k-NN: %d far points outside the grid box %s - %s", int(outside.sum()), blo, bhi)
+    return blo, bhi, outside
 
 
 def _coarse_grid(cells: np.ndarray, dims: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
