@@ -10,17 +10,27 @@ peak RSS (resource.getrusage, whole process including the inputs) are reported a
     python benchmarks/bench_pointcloud.py                      # full size
     python benchmarks/bench_pointcloud.py --frames 5 --size 112  # quick check
     python benchmarks/bench_pointcloud.py --fps 200000 20000     # also time FPS 200k -> 20k
+    python benchmarks/bench_pointcloud.py --stages               # per-function wall / CPU breakdown
+    python benchmarks/bench_pointcloud.py --knn-only             # the k-NN alone, checked against pykdtree
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import resource
 import time
 
 import numpy as np
 
-from gen3r.geometry import farthest_point_sampling, filter_point_cloud, unproject_depth
+from gen3r.geometry import farthest_point_sampling, filter_point_cloud, knn, pointcloud, unproject_depth
+
+#: Functions timed by --stages, per module (each call's wall and CPU time is summed).
+STAGES = {
+    pointcloud: ["statistical_outlier_removal", "voxel_downsample", "_voxel_keys", "_group_means", "argsort_keys"],
+    knn: ["estimate_cell_size", "_sort_keys", "argsort_keys", "_gather", "_grid_knn", "_coarse_grid",
+          "_coarse_knn", "_kdtree_mean"],
+}
 
 ROOM_LO = np.array([-2.0, -1.5, -1.0])
 ROOM_HI = np.array([2.0, 1.2, 6.0])
@@ -79,6 +89,46 @@ def make_scene(frames: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarra
     return points, colors
 
 
+def instrument() -> dict[str, list]:
+    """Wrap the :data:`STAGES` functions so that each call adds its wall and CPU time."""
+    timings: dict[str, list] = {}
+    for module, names in STAGES.items():
+        for name in names:
+            label = f"{name} ({module.__name__.rsplit('.', 1)[-1]})"
+            timings[label] = [0, 0.0, 0.0]
+
+            def timed(*args, _f=getattr(module, name), _slot=timings[label], **kwargs):
+                wall, cpu = time.perf_counter(), time.process_time()
+                try:
+                    return _f(*args, **kwargs)
+                finally:
+                    _slot[0] += 1
+                    _slot[1] += time.perf_counter() - wall
+                    _slot[2] += time.process_time() - cpu
+
+            setattr(module, name, functools.wraps(getattr(module, name))(timed))
+    return timings
+
+
+def knn_only(points: np.ndarray, seed: int, k: int = 25, checked: int = 300_000) -> None:
+    """Time ``mean_knn_distances`` (float32 points, as the filter passes them) and compare it with
+    pykdtree on ``checked`` random points plus 100,000 of the 1 % with the largest mean distance."""
+    from pykdtree.kdtree import KDTree
+
+    p = points.astype(np.float32)
+    wall, cpu = time.perf_counter(), time.process_time()
+    got = knn.mean_knn_distances(p, k)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    rng = np.random.default_rng(seed)
+    idx = np.concatenate([rng.choice(len(p), min(checked, len(p)), replace=False),
+                          np.flatnonzero(got > np.percentile(got, 99))[:100_000]])
+    data = p.astype(np.float64)
+    dist, _ = KDTree(data).query(data[idx], k=k)
+    err = float(np.max(np.abs(got[idx] - dist.mean(axis=1)) / dist.mean(axis=1)))
+    print(f"mean_knn_distances k={k}, {len(p):,} points: {wall:.1f} s wall, {cpu:.1f} s CPU; "
+          f"max relative difference to pykdtree on {len(idx):,} points: {err:.1e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=49)
@@ -86,11 +136,18 @@ def main() -> None:
     parser.add_argument("--voxel-size", type=float, default=0.005)
     parser.add_argument("--remove-far-points", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stages", action="store_true", help="also print wall / CPU time per pipeline function")
+    parser.add_argument("--knn-only", action="store_true",
+                        help="time only gen3r.geometry.knn.mean_knn_distances and check it against pykdtree")
     parser.add_argument("--fps", type=int, nargs=2, metavar=("N", "M"), default=None,
                         help="also time farthest_point_sampling of M points from N points of the filtered cloud")
     args = parser.parse_args()
 
     points, colors = make_scene(args.frames, args.size, args.seed)
+    if args.knn_only:
+        knn_only(points, args.seed)
+        return
+    timings = instrument() if args.stages else None
     rss_inputs = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     wall, cpu = time.perf_counter(), time.process_time()
     out_points, _ = filter_point_cloud(
@@ -104,6 +161,10 @@ def main() -> None:
         f"| {points.shape[0]:,} | {out_points.shape[0]:,} | {args.remove_far_points} | {args.voxel_size} "
         f"| {wall:.1f} s | {cpu:.1f} s | {peak:.2f} GB ({rss_inputs:.2f} GB) |"
     )
+    if timings is not None:
+        print("\n| function (module) | calls | wall s | CPU s |\n|---|---|---|---|")
+        for name, (calls, w, c) in timings.items():
+            print(f"| {name} | {calls} | {w:.2f} | {c:.2f} |")
     if args.fps:
         subset = out_points[np.random.default_rng(args.seed).permutation(len(out_points))[: args.fps[0]]]
         wall, cpu = time.perf_counter(), time.process_time()
