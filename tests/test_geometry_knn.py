@@ -166,7 +166,7 @@ def test_far_points_beyond_the_key_range_use_a_bulk_grid_box(monkeypatch: pytest
     kd_calls = _spy(monkeypatch, "_kdtree_mean")
     got = knn.grid_mean_knn_distances(pts, 25)
     np.testing.assert_allclose(got, _reference(pts, 25), rtol=1e-13)
-    assert len(grid_calls) == 1  # the grid ran over the bulk box
+    assert grid_calls  # the grid ran over the bulk box
     assert len(kd_calls) == 1
     queried = kd_calls[0][1]
     # the far points, plus at most the 0.1 % tails of each axis that fall outside the bulk box

@@ -66,8 +66,10 @@ _A = 2
 _SUB = 6
 #: Recent answered queries whose k-th distances bound the next query's radius.
 _RING = 4
-#: Work items per thread for load balancing.
+#: Work items (runs of cells) of the fine-grid pass, for load balancing.
 _SEGMENTS = 1024
+#: Groups of work items run one after the other, for the progress bar.
+_PROGRESS_STEPS = 16
 #: Largest dense (x, y) row table (entries); beyond it rows are found by binary search.
 _MAX_ROWS = 1 << 24
 #: Largest candidate buffer per thread (float64 entries); crowded blocks go to the coarse pass.
@@ -605,8 +607,12 @@ def grid_mean_knn_distances(points: np.ndarray, k: int, cell_size: float | None 
     segments[-1] = cells.shape[0]
     block = int(np.diff(starts).max()) * (2 * _A + 1) ** 3
     result = np.empty(n, dtype=np.float64)
-    _grid_knn(xs, ys, zs, cells, starts, rows, segments.astype(np.int64), dims, lo, h, k,
-              min(block, n, _MAX_BLOCK), result)
+    segments = segments.astype(np.int64)
+    steps = np.unique(np.linspace(0, segments.shape[0] - 1, _PROGRESS_STEPS + 1).astype(np.int64))
+    for i in tqdm(range(steps.shape[0] - 1), desc="k-NN", unit="step", disable=None, leave=False):
+        # segments are independent, so running them in a few groups only adds a progress bar
+        _grid_knn(xs, ys, zs, cells, starts, rows, segments[steps[i]:steps[i + 1] + 1], dims, lo, h, k,
+                  min(block, n, _MAX_BLOCK), result)
     if outside is not None:  # far points: straight to the kd-tree (the grid would crawl to them)
         far = outside[order]
         result[far] = -1.0
