@@ -70,3 +70,11 @@ def take_rows(array: np.ndarray, mask: np.ndarray) -> np.ndarray:
     array = np.ascontiguousarray(array)
     rows = array.view(np.dtype((np.void, array.dtype.itemsize * array.shape[1]))).reshape(-1)
     return rows[mask].view(array.dtype).reshape(-1, array.shape[1])
+
+
+def kernel_floats(array: np.ndarray) -> np.ndarray:
+    """``array`` as C-contiguous float32 (kept) or float64 (anything else): the two dtypes the
+    numba kernels of this package are compiled for."""
+    if array.dtype == np.float32:
+        return np.ascontiguousarray(array)
+    return np.ascontiguousarray(array, dtype=np.float64)

@@ -44,7 +44,7 @@ from numba import njit, prange
 from pykdtree.kdtree import KDTree
 from tqdm.auto import tqdm
 
-from gen3r.geometry._arrays import column_bounds
+from gen3r.geometry._arrays import column_bounds, kernel_floats
 from gen3r.geometry._sort import argsort_keys
 from gen3r.geometry._simd import LANES, scan8, select_small, split8
 
@@ -100,6 +100,13 @@ def _spread3(x):
     return x
 
 
+@njit(cache=True, inline="always")
+def _cell_index(value, lo, h, dim):
+    """Grid cell of coordinate ``value`` along an axis starting at ``lo``; points outside the grid
+    box go to the boundary cells. The one formula for cells, so every kernel agrees on them."""
+    return min(max(np.int64((value - lo) / h), 0), dim - 1)
+
+
 @njit(cache=True, parallel=True)
 def _sort_keys(p, lo, h, dims, out):
     """Per point: linear cell id (x-major) in the high bits, Morton code inside the cell below."""
@@ -108,9 +115,8 @@ def _sort_keys(p, lo, h, dims, out):
         lin = np.int64(0)
         mor = np.int64(0)
         for a in range(3):
-            f = (p[i, a] - lo[a]) / h
-            c = min(max(np.int64(f), 0), dims[a] - 1)  # points outside the grid box: boundary cells
-            s = min(max(np.int64((f - c) * sub), 0), sub - 1)
+            c = _cell_index(p[i, a], lo[a], h, dims[a])
+            s = min(max(np.int64(((p[i, a] - lo[a]) / h - c) * sub), 0), sub - 1)
             lin = lin * dims[a] + c
             mor |= _spread3(s) << a
         out[i] = (lin << (3 * _SUB)) | mor
@@ -164,16 +170,20 @@ def _select_sum(d, n, k):
 
 
 @njit(cache=True, inline="always")
+def _gap(f, size, o):
+    """Distance from offset ``f`` inside a cell of edge ``size`` to the cell ``o`` steps away."""
+    if o < 0:
+        return f - (o + 1) * size
+    if o > 0:
+        return (o - 1) * size + (size - f)
+    return 0.0
+
+
+@njit(cache=True, inline="always")
 def _face_gaps(f, h, a, out):
     """Squared distance from offset ``f`` in a cell to cell offsets -a..a along one axis."""
     for i in range(2 * a + 1):
-        o = i - a
-        if o < 0:
-            g = f - (o + 1) * h
-        elif o > 0:
-            g = (o - 1) * h + (h - f)
-        else:
-            g = 0.0
+        g = _gap(f, h, i - a)
         out[i] = g * g
 
 
@@ -375,16 +385,6 @@ def _grid_knn(xs, ys, zs, cells, starts, rows, segments, dims, lo, h, k, cap, ou
             _cell_queries(xs, ys, zs, cells, starts, rows, c, dims, lo, h, k, runs, pos, last, gx, gy, gz, d, aux, ring, ring_r, out)
 
 
-@njit(cache=True, inline="always")
-def _gap(f, size, o):
-    """Distance from offset ``f`` inside a cell of edge ``size`` to the cell ``o`` steps away."""
-    if o < 0:
-        return f - (o + 1) * size
-    if o > 0:
-        return (o - 1) * size + (size - f)
-    return 0.0
-
-
 @njit(cache=True)
 def _keep_below(d, n, kth):
     """Compact ``d[:n]`` to the values ``<= kth``; returns their count."""
@@ -416,7 +416,7 @@ def _coarse_query(xs, ys, zs, q, starts, dims, lo, h, factor, cdims, cstart, zsp
     ff = np.empty(3)
     of = np.empty(3)
     for axis, value in enumerate((qx, qy, qz)):
-        f = min(max(np.int64((value - lo[axis]) / h), 0), dims[axis] - 1)
+        f = _cell_index(value, lo[axis], h, dims[axis])
         fine[axis] = f
         cc[axis] = f // factor
         ff[axis] = value - (lo[axis] + cc[axis] * big)
@@ -542,13 +542,6 @@ def _kdtree_mean(data: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def _as_float(points: np.ndarray) -> np.ndarray:
-    """``points`` as a C-contiguous float32/float64 array (the dtypes the kernels are built for)."""
-    if points.dtype == np.float32:
-        return np.ascontiguousarray(points)
-    return np.ascontiguousarray(points, dtype=np.float64)
-
-
 def estimate_cell_size(points: np.ndarray, k: int, seed: int = 0) -> float:
     """``1.5 x`` the median k-th neighbour distance, estimated as the nearest-neighbour distance
     inside a random ``1/k`` subsample (whose density puts one point in a full-cloud k-ball)."""
@@ -576,7 +569,7 @@ def grid_mean_knn_distances(points: np.ndarray, k: int, cell_size: float | None 
     Returns:
         ``(N,)`` float64 mean distances, in input order.
     """
-    p = _as_float(points)
+    p = kernel_floats(points)
     n = p.shape[0]
     h = estimate_cell_size(p, k) if cell_size is None else float(cell_size)
     lo, hi = (b.astype(np.float64) for b in column_bounds(p))
@@ -603,11 +596,10 @@ def grid_mean_knn_distances(points: np.ndarray, k: int, cell_size: float | None 
             if nrows < _MAX_ROWS else np.zeros(0, dtype=np.int64))
     xs, ys, zs = (np.zeros(n + LANES) for _ in range(3))  # padded: vector loads read 8 entries
     _gather(p, order, xs, ys, zs)
-    segments = np.unique(np.searchsorted(starts, np.linspace(0, n, _SEGMENTS + 1).astype(np.int64)))
+    segments = np.unique(np.searchsorted(starts, np.linspace(0, n, _SEGMENTS + 1).astype(np.int64))).astype(np.int64)
     segments[-1] = cells.shape[0]
     block = int(np.diff(starts).max()) * (2 * _A + 1) ** 3
     result = np.empty(n, dtype=np.float64)
-    segments = segments.astype(np.int64)
     steps = np.unique(np.linspace(0, segments.shape[0] - 1, _PROGRESS_STEPS + 1).astype(np.int64))
     for i in tqdm(range(steps.shape[0] - 1), desc="k-NN", unit="step", disable=None, leave=False):
         # segments are independent, so running them in a few groups only adds a progress bar

@@ -24,7 +24,7 @@ from numba import njit, prange
 from gen3r.errors import Gen3RError
 from gen3r.geometry import knn
 from gen3r.geometry._sort import argsort_keys
-from gen3r.geometry._arrays import ArrayLike, as_points, check_finite, column_bounds, finite_rows, take_rows
+from gen3r.geometry._arrays import ArrayLike, as_points, check_finite, column_bounds, finite_rows, kernel_floats, take_rows
 
 logger = logging.getLogger(__name__)
 
@@ -128,10 +128,9 @@ def _group_means(values, order, bounds, out):
             out[g, axis] = total / (s1 - s0)
 
 
-def _voxel_keys(points: np.ndarray, voxel_size: float, min_bound: np.ndarray) -> np.ndarray:
+def _voxel_keys(points: np.ndarray, lo: np.ndarray, hi: np.ndarray, voxel_size: float, min_bound: np.ndarray) -> np.ndarray:
     """Linear voxel id ``floor((p - min_bound) / voxel_size)`` per point (int64, x-major, offset so
-    that the smallest cell of each axis is 0)."""
-    lo, hi = (b.astype(np.float64) for b in column_bounds(points))
+    that the smallest cell of each axis is 0); ``lo``/``hi`` are the per-axis point bounds."""
     # floor((p - o) / s) is monotone in p, so the extreme cells are those of the extreme points
     cell_min = np.floor((lo - min_bound) / voxel_size).astype(np.int64)
     dims = np.floor((hi - min_bound) / voxel_size).astype(np.int64) - cell_min + 1
@@ -172,13 +171,10 @@ def voxel_downsample(
     if p.shape[0] == 0:
         raise Gen3RError("points is empty; nothing to downsample")
     check_finite(p, "points")
-    if min_bound is None:
-        origin = column_bounds(p)[0].astype(np.float64) - voxel_size / 2
-    else:
-        origin = np.asarray(min_bound, dtype=np.float64).reshape(3)
-    if p.dtype not in (np.float32, np.float64):  # the kernels are compiled for these two
-        p = p.astype(np.float64)
-    keys = _voxel_keys(p, voxel_size, origin)
+    p = kernel_floats(p)
+    lo, hi = (b.astype(np.float64) for b in column_bounds(p))
+    origin = lo - voxel_size / 2 if min_bound is None else np.asarray(min_bound, dtype=np.float64).reshape(3)
+    keys = _voxel_keys(p, lo, hi, voxel_size, origin)
     order, sorted_keys = argsort_keys(keys, return_sorted=True)
     del keys
     bounds = np.flatnonzero(np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1], [True]])).astype(np.int64)
@@ -186,9 +182,7 @@ def voxel_downsample(
 
     def average(values: np.ndarray) -> np.ndarray:
         out = np.empty((bounds.size - 1, 3), dtype=np.float64)
-        if values.dtype not in (np.float32, np.float64):
-            values = values.astype(np.float64)
-        _group_means(np.ascontiguousarray(values), order, bounds, out)
+        _group_means(kernel_floats(values), order, bounds, out)
         return out
 
     return average(p), (average(c) if c is not None else None)
