@@ -40,8 +40,13 @@ def _function(builder: ir.IRBuilder, name: str, ret: ir.Type, args: list[ir.Type
     return existing if existing is not None else ir.Function(builder.module, ir.FunctionType(ret, args), name=name)
 
 
-def _load8(builder: ir.IRBuilder, context, array_type, array_value, index: ir.Value) -> ir.Value:
-    data = context.make_array(array_type)(context, builder, array_value).data
+def _data(context, builder: ir.IRBuilder, array_type, array_value) -> ir.Value:
+    """Pointer to the first element of a numba array argument."""
+    return context.make_array(array_type)(context, builder, array_value).data
+
+
+def _load8(builder: ir.IRBuilder, data: ir.Value, index: ir.Value) -> ir.Value:
+    """The 8 doubles at ``data[index:index + 8]`` (unaligned)."""
     return builder.load(builder.bitcast(builder.gep(data, [index]), _VF.as_pointer()), align=8)
 
 
@@ -59,13 +64,13 @@ def scan8(typingctx, xs, ys, zs, t, m, qx, qy, qz, tau, d, n):
         x_a, y_a, z_a, t_v, m_v, qx_v, qy_v, qz_v, tau_v, d_a, n_v = args
         total = None
         for k, (arr, q) in enumerate(((x_a, qx_v), (y_a, qy_v), (z_a, qz_v))):
-            diff = builder.fsub(_load8(builder, context, signature.args[k], arr, t_v), _splat(builder, q, _VF))
+            diff = builder.fsub(_load8(builder, _data(context, builder, signature.args[k], arr), t_v), _splat(builder, q, _VF))
             square = builder.fmul(diff, diff)
             total = square if total is None else builder.fadd(total, square)
         passing = builder.fcmp_ordered("<=", total, _splat(builder, tau_v, _VF))
         valid = builder.icmp_signed("<", ir.Constant(_VI64, list(range(LANES))), _splat(builder, m_v, _VI64))
         mask = builder.and_(passing, valid)
-        d_data = context.make_array(signature.args[9])(context, builder, d_a).data
+        d_data = _data(context, builder, signature.args[9], d_a)
         store = _function(builder, "llvm.masked.compressstore.v8f64", ir.VoidType(), [_VF, _F64.as_pointer(), _MASK])
         builder.call(store, [total, builder.gep(d_data, [n_v]), mask])
         popcount = _function(builder, "llvm.ctpop.i8", ir.IntType(8), [ir.IntType(8)])
@@ -88,7 +93,7 @@ def select_small(typingctx, d, n, k):
 
     def codegen(context, builder, signature, args):
         d_a, n_v, k_v = args
-        data = context.make_array(signature.args[0])(context, builder, d_a).data
+        data = _data(context, builder, signature.args[0], d_a)
         blocks = builder.ashr(builder.add(n_v, ir.Constant(_I64, LANES - 1)), ir.Constant(_I64, 3))
         k32 = builder.trunc(k_v, _I32)
         zeros_f = ir.Constant(_VF, [0.0] * LANES)
@@ -96,8 +101,7 @@ def select_small(typingctx, d, n, k):
         maxnum = _function(builder, "llvm.maxnum.v8f64", _VF, [_VF, _VF])
 
         def block(index):
-            ptr = builder.gep(data, [builder.mul(index, ir.Constant(_I64, LANES))])
-            return builder.load(builder.bitcast(ptr, _VF.as_pointer()), align=8)
+            return _load8(builder, data, builder.mul(index, ir.Constant(_I64, LANES)))
 
         kth_acc = cgutils.alloca_once_value(builder, zeros_f)
         rank_acc = cgutils.alloca_once(builder, _VI32)
@@ -146,7 +150,7 @@ def split8(typingctx, src, t, m, threshold, low, n_low, high, n_high):
 
     def codegen(context, builder, signature, args):
         src_a, t_v, m_v, thr_v, low_a, nl_v, high_a, nh_v = args
-        values = _load8(builder, context, signature.args[0], src_a, t_v)
+        values = _load8(builder, _data(context, builder, signature.args[0], src_a), t_v)
         valid = builder.icmp_signed("<", ir.Constant(_VI64, list(range(LANES))), _splat(builder, m_v, _VI64))
         below = builder.fcmp_ordered("<=", values, _splat(builder, thr_v, _VF))
         masks = (builder.and_(below, valid), builder.and_(builder.not_(below), valid))
@@ -154,7 +158,7 @@ def split8(typingctx, src, t, m, threshold, low, n_low, high, n_high):
         popcount = _function(builder, "llvm.ctpop.i8", ir.IntType(8), [ir.IntType(8)])
         counts = []
         for mask, arr, arr_t, count in zip(masks, (low_a, high_a), (signature.args[4], signature.args[6]), (nl_v, nh_v)):
-            data = context.make_array(arr_t)(context, builder, arr).data
+            data = _data(context, builder, arr_t, arr)
             builder.call(store, [values, builder.gep(data, [count]), mask])
             added = builder.zext(builder.call(popcount, [builder.bitcast(mask, ir.IntType(8))]), _I64)
             counts.append(builder.add(count, added))
