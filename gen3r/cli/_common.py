@@ -37,21 +37,43 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
 
     ``--out``, ``--seed`` and ``--prompt`` mean different things per subcommand, so each adds its own.
     """
-    p.add_argument("--checkpoint", required=True, type=Path,
-                   help="checkpoint folder (official layout or `gen3r convert` output)")
+    p.add_argument("--checkpoint", default=None,
+                   help="checkpoint folder (official layout or `gen3r convert` output); default: the embedded "
+                        "mini model gen3r-mini")
     p.add_argument("--architecture", type=Path, default=None,
                    help="JSON with sizes the official configs cannot express (tiny test checkpoints)")
-    p.add_argument("--frames", type=positive_int, default=49, help="frames F = 4k+1 (default 49)")
-    p.add_argument("--height", type=positive_int, default=560, help="multiple of 112 (default 560)")
-    p.add_argument("--width", type=positive_int, default=560, help="multiple of 112 (default 560)")
-    p.add_argument("--steps", type=positive_int, default=50, help="denoising steps (default 50)")
-    p.add_argument("--guidance", type=positive_float, default=5.0, help="CFG scale (default 5)")
+    own = "(default: the checkpoint's own; official model {}, gen3r-mini its native size)"
+    p.add_argument("--frames", type=positive_int, default=None, help="frames F = 4k+1 " + own.format(49))
+    p.add_argument("--height", type=positive_int, default=None, help="multiple of 112 " + own.format(560))
+    p.add_argument("--width", type=positive_int, default=None, help="multiple of 112 " + own.format(560))
+    p.add_argument("--steps", type=positive_int, default=None, help="denoising steps " + own.format(50))
+    p.add_argument("--guidance", type=positive_float, default=None, help="CFG scale " + own.format(5))
     p.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="weights/compute dtype")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--offload", action="store_true",
                    help="group offloading: weights on CPU, blocks moved to the device when used")
     p.add_argument("--text-encoder-cpu", action="store_true", help="run the 5.7B UMT5 on the CPU")
     p.add_argument("--vae-tiling", action="store_true", help="tiled Wan-VAE decode (less memory)")
+
+
+#: CLI option -> pipeline call argument whose checkpoint default it takes.
+_DEFAULTED = {"frames": "num_frames", "height": "height", "width": "width", "steps": "num_inference_steps",
+              "guidance": "guidance_scale"}
+
+
+def resolve_checkpoint_defaults(args: argparse.Namespace) -> None:
+    """Fill ``--checkpoint`` (the mini model when absent) and every unset size / sampling option
+    from the checkpoint's own defaults, before any model is loaded. Errors name the problem."""
+    from gen3r.pipeline.loading import MINI_MODEL, detect_layout, read_call_defaults, resolve_checkpoint
+    from gen3r.pipeline.pipeline_gen3r import OFFICIAL_CALL_DEFAULTS
+
+    args.checkpoint = str(args.checkpoint) if args.checkpoint is not None else MINI_MODEL
+    folder = resolve_checkpoint(args.checkpoint)
+    detect_layout(folder)
+    defaults = {**OFFICIAL_CALL_DEFAULTS, **read_call_defaults(folder)}
+    for option, key in _DEFAULTED.items():
+        if getattr(args, option) is None:
+            setattr(args, option, defaults[key])
 
 
 def load_pipeline(args: argparse.Namespace):

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gen3r.cli._common import add_pipeline_args, load_pipeline, positive_float, positive_int
+from gen3r.cli._common import (add_pipeline_args, load_pipeline, positive_float, positive_int,
+                               resolve_checkpoint_defaults)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -77,9 +78,9 @@ def build_reader(dataset: str, root: Path, split: Path | None):
 
 def run(args: argparse.Namespace) -> int:
     from gen3r.eval.runner import EvalConfig, check_config, evaluate, pending_methods, run_config, select_sequences
-    from gen3r.pipeline.loading import detect_layout
 
     reader = build_reader(args.dataset, args.root, args.split)
+    resolve_checkpoint_defaults(args)
     settings = {"methods": parse_methods(args.baselines, args.task), "num_frames": args.frames,
                 "stride": args.stride, "height": args.height, "width": args.width,
                 "num_sequences": args.num_sequences, "steps": args.steps, "guidance": args.guidance,
@@ -88,7 +89,6 @@ def run(args: argparse.Namespace) -> int:
                 "lpips_net": args.lpips_net if args.lpips_weights else None}
     cfg = EvalConfig(task=args.task, **settings)
     names = select_sequences(reader, cfg.num_sequences, cfg.seed)
-    detect_layout(args.checkpoint)
     check_config(args.out, run_config(cfg, reader, names, args.dataset), write=False)  # resumable --out?
     lpips_model = None
     if args.lpips_weights is not None:

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from gen3r.cli._common import add_pipeline_args, load_pipeline, positive_int
+from gen3r.cli._common import add_pipeline_args, load_pipeline, positive_int, resolve_checkpoint_defaults
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +63,10 @@ def _read_prompt(text: str) -> str:
 def _validate_early(args: argparse.Namespace) -> None:
     """Fail before loading models (which takes minutes at full size)."""
     from gen3r.errors import Gen3RError
-    from gen3r.pipeline.loading import detect_layout
     from gen3r.pipeline.preprocess import check_size
 
+    resolve_checkpoint_defaults(args)
     check_size(args.frames, args.height, args.width)
-    detect_layout(args.checkpoint)
     if args.out.exists() and not args.out.is_dir():
         raise Gen3RError(f"--out {args.out} is a file; pass a folder path")
     if args.out.exists() and any(args.out.iterdir()) and not args.overwrite:

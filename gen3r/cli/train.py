@@ -1,7 +1,7 @@
-"""``gen3r train adapter|dit``: the two official Gen3R training stages.
+"""``gen3r train vggt|vae|adapter|dit``: the base models and the two Gen3R training stages.
 
-Single process: ``gen3r train dit --config dit.json``; several GPUs / CPU processes:
-``torchrun --nproc_per_node 8 -m gen3r.cli.main train dit --config dit.json`` (DDP; see
+Single process: ``gen3r train dit --preset mini`` or ``--config dit.json``; several GPUs / CPU
+processes: ``torchrun --nproc_per_node 8 -m gen3r.cli.main train dit --config dit.json`` (DDP; see
 docs/training.md).
 """
 
@@ -15,18 +15,27 @@ from gen3r.cli._common import positive_int
 
 logger = logging.getLogger(__name__)
 
+STAGES = ("vggt", "vae", "adapter", "dit")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``train`` subcommand."""
     parser = subparsers.add_parser(
-        "train", help="train the geometry adapter (stage 1) or fine-tune the DiT (stage 2)",
-        description="Train Gen3R. Stage 'adapter' trains the geometry adapter against frozen VGGT + Wan VAE; "
-                    "stage 'dit' fine-tunes the joint DiT. The JSON config holds every setting "
-                    "(see docs/training.md); the options below override it. Runs under torchrun for DDP.")
-    parser.add_argument("stage", choices=("adapter", "dit"), help="training stage")
-    parser.add_argument("--config", type=Path, required=True, help="JSON config file")
+        "train", help="train a base model (vggt, vae), the geometry adapter (stage 1) or the DiT (stage 2)",
+        description="Train Gen3R. 'vggt' and 'vae' train the base models from scratch (mini scale); 'adapter' "
+                    "trains the geometry adapter against frozen VGGT + Wan VAE; 'dit' fine-tunes the joint DiT. "
+                    "Settings come from --preset (smoke, mini) and/or a JSON --config (its fields override the "
+                    "preset; see docs/training.md); the options below override both. Runs under torchrun for DDP.")
+    parser.add_argument("stage", choices=STAGES, help="training stage")
+    parser.add_argument("--preset", default=None, help="named settings of the stage: smoke (CI) or mini "
+                        "(the shipped mini model's recipe)")
+    parser.add_argument("--config", type=Path, default=None, help="JSON config file")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="Gen3R checkpoint folder providing the frozen components (overrides 'checkpoint')")
+    parser.add_argument("--adapter", type=Path, default=None,
+                        help="dit: geo_adapter folder or adapter run folder to use (overrides 'adapter_path')")
+    parser.add_argument("--data-cache", type=Path, default=None,
+                        help="scene cache to train on (gen3r cache; overrides 'data.cache')")
     parser.add_argument("--out", type=Path, default=None, help="output folder (overrides 'output_dir')")
     parser.add_argument("--max-steps", type=positive_int, default=None,
                         help="optimizer steps (overrides 'max_steps'; also sets the schedule length)")
@@ -38,18 +47,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch.distributed as dist
 
-    from gen3r.train.adapter_trainer import train_adapter
-    from gen3r.train.config import AdapterTrainConfig, DitTrainConfig, config_from_dict, read_config_json
-    from gen3r.train.dit_trainer import train_dit
+    from gen3r.errors import Gen3RError
+    from gen3r.train.config import read_config_json
+    from gen3r.train.presets import merge, preset
+    from gen3r.train.stages import resolve_component, stage_entry
 
-    data = read_config_json(args.config)
+    if args.preset is None and args.config is None:
+        raise Gen3RError("pass --preset NAME (smoke, mini) or --config FILE.json (or both)")
+    data = preset(args.stage, args.preset) if args.preset else {}
+    if args.config is not None:
+        data = merge(data, read_config_json(args.config))
     for key, value in (("checkpoint", args.checkpoint), ("output_dir", args.out), ("max_steps", args.max_steps)):
         if value is not None:
             data[key] = str(value) if isinstance(value, Path) else value
-    cls, fn = (AdapterTrainConfig, train_adapter) if args.stage == "adapter" else (DitTrainConfig, train_dit)
-    config = config_from_dict(cls, data)
+    if args.data_cache is not None:
+        data = merge(data, {"data": {"cache": str(args.data_cache), "root": None}})
+    if args.adapter is not None:
+        if args.stage != "dit":
+            raise Gen3RError("--adapter is an option of the dit stage")
+        data["adapter_path"] = str(resolve_component(args.adapter, "geo_adapter"))
+    config_cls, train = stage_entry(args.stage)
+    from gen3r.train.config import config_from_dict
+
+    config = config_from_dict(config_cls, data)
     try:
-        result = fn(config, resume=args.resume)
+        result = train(config, resume=args.resume)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "TEXT_LEN",
+    "build_word_tokenizer",
     "encode_prompt",
     "encode_token_ids",
     "from_official_state_dict",
@@ -164,6 +165,35 @@ def load_tokenizer(folder: str | Path) -> PreTrainedTokenizerBase:
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"cannot load the tokenizer from {folder} ({exc}); re-download the checkpoint") \
             from exc
+
+
+def build_word_tokenizer(words: Sequence[str]) -> PreTrainedTokenizerBase:
+    """A small umT5-style tokenizer (``T5TokenizerFast``) whose pieces are whole ``words``.
+
+    A SentencePiece-like Unigram model: ``<pad>`` = 0, ``</s>`` = 1, ``<unk>`` = 2, then ``▁word``
+    for every word in lower case and capitalised (most likely), single characters as the fallback
+    for unknown words, whitespace + Metaspace pre-tokenisation and ``</s>`` appended; no normaliser
+    (transformers' T5 tokenizer rebuilds its pipeline without one when it loads, so this is what a
+    saved copy does too). Used by the mini model, whose prompts are the captions of procedural scenes.
+    """
+    from tokenizers import Tokenizer, decoders, pre_tokenizers, processors
+    from tokenizers.models import Unigram
+    from transformers import T5TokenizerFast
+
+    words = sorted({form for w in words if w.strip() for form in (w.lower(), w.lower().capitalize())})
+    chars = sorted({c for w in words for c in w} | set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                        "0123456789,.-'"))
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
+    vocab += [("\u2581" + w, -1.0) for w in words]
+    vocab += [(c, -10.0) for c in chars]
+    model = Tokenizer(Unigram(vocab, unk_id=2, byte_fallback=False))
+    model.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")])
+    model.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
+    model.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
+                                                         special_tokens=[("</s>", 1)])
+    return T5TokenizerFast(tokenizer_object=model, eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
+                           extra_ids=0)
 
 
 # --- encoding ------------------------------------------------------------------------------------

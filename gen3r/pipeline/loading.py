@@ -28,6 +28,37 @@ COMPONENTS = ("tokenizer", "text_encoder", "clip_image_encoder", "transformer",
               "wan_vae", "geo_adapter", "vggt", "scheduler")
 GEN3R_LAYOUT_KEY = "_gen3r_layout"
 GEN3R_LAYOUT_VERSION = 1
+#: ``model_index.json`` key of a checkpoint's own sampling defaults (frames, size, steps, guidance).
+CALL_DEFAULTS_KEY = "_gen3r_call_defaults"
+#: Name of the embedded mini model (shipped inside the package; the default checkpoint).
+MINI_MODEL = "gen3r-mini"
+MINI_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / MINI_MODEL
+
+
+def resolve_checkpoint(path: str | Path | None) -> Path:
+    """The checkpoint folder ``path`` names: None or ``"gen3r-mini"`` -> the embedded mini model."""
+    if path is None or str(path) == MINI_MODEL:
+        if not (MINI_MODEL_DIR / "model_index.json").is_file():
+            raise CheckpointError(f"the embedded mini model is missing from {MINI_MODEL_DIR}; reinstall gen3r "
+                                  "or pass --checkpoint DIR")
+        return MINI_MODEL_DIR
+    return Path(path)
+
+
+def read_call_defaults(path: str | Path) -> dict[str, Any]:
+    """The sampling defaults a checkpoint declares in its ``model_index.json`` (empty for the official
+    layout, whose defaults are the pipeline's own)."""
+    index = Path(path) / "model_index.json"
+    if not index.is_file():
+        return {}
+    try:
+        data = json.loads(index.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{index} is not valid JSON ({exc}); re-download the checkpoint") from exc
+    defaults = data.get(CALL_DEFAULTS_KEY, {}) if isinstance(data, dict) else {}
+    if not isinstance(defaults, dict):
+        raise CheckpointError(f"{index}: {CALL_DEFAULTS_KEY} must be an object")
+    return defaults
 
 
 def detect_layout(path: str | Path) -> str:
@@ -121,7 +152,7 @@ def load_official_components(path: str | Path, architecture: str | Path | dict |
     }
 
 
-def _load_diffusers_model(cls, folder: Path, torch_dtype: torch.dtype | None):
+def load_diffusers_model(cls, folder: Path, torch_dtype: torch.dtype | None):
     """Our layout: config.json + diffusion_pytorch_model.safetensors, loaded strictly.
 
     The module is built without allocating parameters (non-persistent buffers such as RoPE
@@ -179,16 +210,17 @@ def load_gen3r_components(path: str | Path, torch_dtype: torch.dtype | None = No
         "text_encoder": _load_transformers_model(UMT5EncoderModel, UMT5Config, folders["text_encoder"], torch_dtype),
         "clip_image_encoder": _load_transformers_model(CLIPVisionModel, CLIPVisionConfig,
                                                        folders["clip_image_encoder"], torch_dtype),
-        "transformer": _load_diffusers_model(Gen3RTransformer3DModel, folders["transformer"], torch_dtype),
-        "wan_vae": _load_diffusers_model(AutoencoderKLWan, folders["wan_vae"], torch_dtype),
-        "geo_adapter": _load_diffusers_model(GeometryAdapter, folders["geo_adapter"], torch_dtype),
-        "vggt": _load_diffusers_model(VGGT, folders["vggt"], torch_dtype),
+        "transformer": load_diffusers_model(Gen3RTransformer3DModel, folders["transformer"], torch_dtype),
+        "wan_vae": load_diffusers_model(AutoencoderKLWan, folders["wan_vae"], torch_dtype),
+        "geo_adapter": load_diffusers_model(GeometryAdapter, folders["geo_adapter"], torch_dtype),
+        "vggt": load_diffusers_model(VGGT, folders["vggt"], torch_dtype),
         "scheduler": load_scheduler(folders["scheduler"]),
     }
 
 
-def save_gen3r_components(components: dict[str, Any], out: Path) -> None:
-    """Write components in our layout into the (empty, temporary) folder ``out``.
+def save_gen3r_components(components: dict[str, Any], out: Path, call_defaults: dict[str, Any] | None = None) -> None:
+    """Write components in our layout into the (empty, temporary) folder ``out`` (with the
+    checkpoint's own sampling defaults ``call_defaults`` when given).
 
     Tensors are written in the dtype they have (load with ``torch_dtype`` to convert: that keeps
     each model's ``_keep_in_fp32_modules`` in float32, like the official loaders).
@@ -199,6 +231,8 @@ def save_gen3r_components(components: dict[str, Any], out: Path) -> None:
 
     index: dict[str, Any] = {"_class_name": "Gen3RPipeline", GEN3R_LAYOUT_KEY: GEN3R_LAYOUT_VERSION,
                              "dtype": str(module_dtype(components["transformer"])).replace("torch.", "")}
+    if call_defaults:
+        index[CALL_DEFAULTS_KEY] = dict(call_defaults)
     for name in COMPONENTS:
         comp = components[name]
         folder = out / name

@@ -33,6 +33,10 @@ logger = logging.getLogger(__name__)
 
 TASKS = ("1view", "2view", "allview")
 NUM_SPECIAL_TOKENS = 5
+#: Sampling defaults of the official checkpoint (spec §7); a checkpoint may declare its own
+#: (``model_index.json``, see :func:`gen3r.pipeline.loading.read_call_defaults`).
+OFFICIAL_CALL_DEFAULTS: dict[str, Any] = {"num_frames": 49, "height": 560, "width": 560,
+                                          "num_inference_steps": 50, "guidance_scale": 5.0}
 
 
 def condition_indices(task: str, num_frames: int) -> list[int]:
@@ -56,6 +60,21 @@ def build_condition_mask(task: str, batch: int, num_frames: int, latent_h: int, 
     mask = torch.cat([mask[:, :1].repeat(1, 3, 1, 1), mask], dim=1)
     f = (num_frames + 3) // 4
     return mask.view(batch, f, 4, latent_h, 2 * latent_w).transpose(1, 2).contiguous()
+
+
+def condition_from_posterior(mean: torch.Tensor, logvar: torch.Tensor, task: str, num_frames: int,
+                             generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:
+    """DiT condition ``y`` (B, 20, f, h, 2w) from the control video's Wan posterior (B, 16, f, h, w):
+    a posterior sample (noise drawn from ``generator``) on the appearance half, zeros on the
+    geometry half, then the 4 mask channels of :func:`build_condition_mask`."""
+    from gen3r.models.wan_vae import sample_posterior
+
+    noise = randn(mean.shape, generator).to(mean.device)
+    appearance = sample_posterior(mean.float(), logvar.float(), noise)
+    latent = torch.cat([appearance, torch.zeros_like(appearance)], dim=-1)
+    batch, _, _, latent_h, latent_w = appearance.shape
+    mask = build_condition_mask(task, batch, num_frames, latent_h, latent_w, device=latent.device, dtype=latent.dtype)
+    return torch.cat([latent, mask], dim=1)
 
 
 def module_dtype(module: torch.nn.Module) -> torch.dtype:
@@ -103,6 +122,10 @@ class Gen3RPipeline(DiffusionPipeline):
                               clip_image_encoder=clip_image_encoder, transformer=transformer,
                               wan_vae=wan_vae, geo_adapter=geo_adapter, vggt=vggt, scheduler=scheduler)
         self.text_encoder_device: torch.device | None = None
+        #: Defaults of ``num_frames``, ``height``, ``width``, ``num_inference_steps``, ``guidance_scale``.
+        self.call_defaults: dict[str, Any] = dict(OFFICIAL_CALL_DEFAULTS)
+        #: The folder the pipeline was loaded from (None when built from components).
+        self.checkpoint_path: str | None = None
 
     # ------------------------------------------------------------------ loading / saving
     @classmethod
@@ -115,16 +138,22 @@ class Gen3RPipeline(DiffusionPipeline):
         ``tiny_arch.json``; a ``gen3r_arch.json`` inside the folder is used when present.
         Loading is strict: any missing/unexpected/mismatched key raises CheckpointError.
         """
-        from gen3r.pipeline.loading import detect_layout, load_gen3r_components, load_official_components
+        from gen3r.pipeline.loading import (MINI_MODEL, detect_layout, load_gen3r_components,
+                                            load_official_components, read_call_defaults, resolve_checkpoint)
 
+        name = str(path)
+        path = resolve_checkpoint(path)
+        if name == MINI_MODEL and torch_dtype is None:
+            torch_dtype = torch.float32  # stored in float16 to keep the package small
         layout = detect_layout(path)
         if layout == "official":
             components = load_official_components(path, architecture, torch_dtype)
         else:
             components = load_gen3r_components(path, torch_dtype)
         pipe = cls(**components)
-        pipe.checkpoint_path = str(path)
+        pipe.checkpoint_path = name if name == MINI_MODEL else str(path)
         pipe.checkpoint_layout = layout
+        pipe.call_defaults.update(read_call_defaults(path))
         return pipe
 
     def save_converted(self, out: str | Path, overwrite: bool = False) -> None:
@@ -136,8 +165,9 @@ class Gen3RPipeline(DiffusionPipeline):
         from gen3r.io.atomic import atomic_dir
         from gen3r.pipeline.loading import save_gen3r_components
 
+        defaults = {k: v for k, v in self.call_defaults.items() if OFFICIAL_CALL_DEFAULTS.get(k) != v}
         with atomic_dir(out, overwrite=overwrite) as tmp:
-            save_gen3r_components(self.components, tmp)
+            save_gen3r_components(self.components, tmp, call_defaults=defaults)
 
     # ------------------------------------------------------------------ memory options
     def keep_text_encoder_on_cpu(self, enabled: bool = True) -> None:
@@ -244,19 +274,18 @@ class Gen3RPipeline(DiffusionPipeline):
     def prepare_condition(self, frames: torch.Tensor, task: str, num_frames: int,
                           generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:
         """DiT condition ``y`` (B, 20, f, H/8, 2W/8): [VAE sample | zeros] + 4 mask channels."""
-        from gen3r.models.wan_vae import encode_video, sample_posterior
+        mean, logvar = self.encode_condition_video(frames, task, num_frames)
+        return condition_from_posterior(mean, logvar, task, num_frames, generator)
+
+    def encode_condition_video(self, frames: torch.Tensor, task: str, num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Wan-VAE posterior (mean, logvar), each (B, 16, f, H/8, W/8), of the control video: the
+        condition frames (B, Fc, 3, H, W) at their positions of ``task``, zeros elsewhere."""
+        from gen3r.models.wan_vae import encode_video
 
         batch, _, _, height, width = frames.shape
         control = torch.zeros(batch, num_frames, 3, height, width, dtype=frames.dtype, device=frames.device)
         control[:, condition_indices(task, num_frames)] = frames
-        vae_dtype = module_dtype(self.wan_vae)
-        mean, logvar = encode_video(self.wan_vae, control.to(vae_dtype))
-        noise = randn(mean.shape, generator).to(mean.device)
-        appearance = sample_posterior(mean.float(), logvar.float(), noise)
-        latent = torch.cat([appearance, torch.zeros_like(appearance)], dim=-1)
-        mask = build_condition_mask(task, batch, num_frames, height // 8, width // 8,
-                                    device=latent.device, dtype=latent.dtype)
-        return torch.cat([latent, mask], dim=1)
+        return encode_video(self.wan_vae, control.to(module_dtype(self.wan_vae)))
 
     @torch.no_grad()
     def decode_geometry(self, geometry_latents: torch.Tensor, height: int | None = None,
@@ -314,9 +343,9 @@ class Gen3RPipeline(DiffusionPipeline):
     # ------------------------------------------------------------------ main call
     @torch.no_grad()
     def __call__(self, images, task: str | None = None, cameras=None, prompt: str | Sequence[str] = "",
-                 negative_prompt: str | Sequence[str] = "bad detailed", num_frames: int = 49,
-                 height: int = 560, width: int = 560, num_inference_steps: int = 50,
-                 guidance_scale: float = 5.0,
+                 negative_prompt: str | Sequence[str] = "bad detailed", num_frames: int | None = None,
+                 height: int | None = None, width: int | None = None, num_inference_steps: int | None = None,
+                 guidance_scale: float | None = None,
                  generator: torch.Generator | Sequence[torch.Generator] | None = None,
                  latents: torch.Tensor | None = None,
                  callback_on_step_end: Callable[[Gen3RPipeline, int, torch.Tensor, dict], dict | None] | None = None,
@@ -332,13 +361,21 @@ class Gen3RPipeline(DiffusionPipeline):
                 :data:`gen3r.cameras.TRAJECTORY_PRESETS`), a :class:`gen3r.cameras.Cameras` or a camera
                 file path (any supported format). Ignored for allview (as in the official code).
             prompt, negative_prompt: text (one or one per batch element).
-            num_frames: F = 4k+1. height, width: multiples of 112.
+            num_frames: F = 4k+1. height, width: multiples of 112. These, ``num_inference_steps`` and
+                ``guidance_scale`` default to :attr:`call_defaults` (the checkpoint's own: 49 x 560 x
+                560, 50 steps, CFG 5 for the official model; the mini model's native size).
             generator: CPU torch.Generator (or one per batch element); draws are [initial noise if
                 ``latents`` is None, then the condition VAE posterior noise].
             latents: initial joint latent (B, 16, (F-1)/4+1, H/8, 2W/8), appearance left.
             callback_on_step_end: called as ``fn(pipe, step, t, {"latents": latents})``; may return
                 a dict with a replacement ``latents``.
         """
+        d = self.call_defaults
+        num_frames = d["num_frames"] if num_frames is None else num_frames
+        height = d["height"] if height is None else height
+        width = d["width"] if width is None else width
+        num_inference_steps = d["num_inference_steps"] if num_inference_steps is None else num_inference_steps
+        guidance_scale = d["guidance_scale"] if guidance_scale is None else guidance_scale
         check_size(num_frames, height, width)
         if guidance_scale <= 0 or not np.isfinite(guidance_scale):
             raise Gen3RError(f"guidance_scale must be a positive number, got {guidance_scale}")

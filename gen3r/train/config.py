@@ -50,14 +50,17 @@ class ProceduralDataConfig:
 class DataConfig:
     """What a training sample is made of.
 
-    ``root``: official-layout root holding ``<dataset>/<split>_videos_dirs.txt`` etc.; None trains on
-    procedural scenes (``procedural``). ``weights``: dataset folder -> sampling weight (default: the
+    ``root``: official-layout root holding ``<dataset>/<split>_videos_dirs.txt`` etc.; ``cache``: a
+    pre-rendered scene cache (``gen3r cache``, rendered at ``height x width``; ``max_scenes`` uses
+    only its first scenes); with neither, scenes are rendered on the fly (``procedural``). ``weights``: dataset folder -> sampling weight (default: the
     official table, restricted to the folders present). ``max_stride``: frame stride drawn from
     ``1..max_stride`` (stage 1: 2; stage 2: 1, see spec 8.2). Frames are resized to cover
     ``height x width`` and centre-cropped.
     """
 
     root: str | None = None
+    cache: str | None = None
+    max_scenes: int | None = None
     split: str = "train"
     weights: dict[str, float] | None = None
     num_frames: int = 49
@@ -141,12 +144,16 @@ class DitTrainConfig(TrainConfig):
     """Stage 2 (DiT fine-tune; ``train_dit.sh``): lr 1e-5, AdamW wd 3e-2 eps 1e-10, warmup 50 +
     cosine, clip 0.5 -> 0.25 over the first 10 % of steps, batch 4 x accumulation 2.
 
-    ``adapter_path``: a stage-1 ``geo_adapter`` folder (``save_pretrained``) replacing the
+    ``adapter_path``: a stage-1 ``geo_adapter`` folder (``save_pretrained``; or a stage-1 run folder:
+    its newest checkpoint) replacing the
     checkpoint's adapter. ``condition_probs``: probabilities of the 1view / allview / 2view
     condition modes (official: u < 1/3 -> 1view, u > 2/3 -> 2view, else allview).
     The geometry half of the condition latent is always zeros (inference, paper, maintainers; see
     docs/training.md for the released training code's discrepancy). ``gradient_checkpointing``:
-    diffusers block checkpointing of the transformer.
+    diffusers block checkpointing of the transformer. ``latent_cache``: encode every clip of
+    ``data.cache`` once (:mod:`gen3r.train.latent_cache`, stored in ``<output_dir>/latents``)
+    instead of running the frozen encoders every step; needs whole clips (``data.num_frames`` =
+    the cache's frames).
     """
 
     output_dir: str = "runs/dit"
@@ -158,10 +165,52 @@ class DitTrainConfig(TrainConfig):
         default_factory=lambda: {"1view": 1 / 3, "allview": 1 / 3, "2view": 1 / 3})
     loss_threshold: float = 50.0
     gradient_checkpointing: bool = True
+    latent_cache: bool = False
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(
         weight_decay=3e-2, eps=1e-10, warmup_steps=50, min_lr_ratio=0.0, max_grad_norm=0.25,
         initial_grad_norm_ratio=2.0))
     data: DataConfig = field(default_factory=lambda: DataConfig(batch_size=4, max_stride=1))
+
+
+@dataclass
+class VggtTrainConfig(TrainConfig):
+    """Base model: a VGGT-style reconstruction model trained from scratch on ground truth (mini scale).
+
+    ``model``: :class:`gen3r.models.vggt.VGGT` constructor arguments (sizes). ``loss_weights``:
+    ``camera``, ``depth``, ``point`` weights, the confidence regulariser ``alpha`` and the
+    ``gradient`` term weight of :func:`gen3r.train.losses.vggt_training_loss`. Ground truth comes
+    from a scene cache (``data.cache``) or procedural scenes rendered at the training size.
+    """
+
+    output_dir: str = "runs/vggt"
+    model: dict[str, Any] = field(default_factory=dict)
+    loss_weights: dict[str, float] = field(
+        default_factory=lambda: {"camera": 5.0, "depth": 1.0, "point": 1.0, "alpha": 0.2, "gradient": 1.0})
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(
+        lr=3e-4, weight_decay=0.05, warmup_steps=100, min_lr_ratio=0.05, max_grad_norm=1.0))
+    data: DataConfig = field(default_factory=lambda: DataConfig(num_frames=9, height=112, width=112,
+                                                                max_stride=2, batch_size=2))
+
+
+@dataclass
+class VaeTrainConfig(TrainConfig):
+    """Base model: a Wan-VAE-style causal video autoencoder (diffusers ``AutoencoderKLWan``) from scratch.
+
+    ``model``: ``AutoencoderKLWan`` constructor arguments (``base_dim``, ``dim_mult``, ...).
+    ``crop``: side of the random square crop each clip is cut to (the model is fully
+    convolutional; None = whole frames). ``kl_weight``/``gradient_weight``: see
+    :func:`gen3r.train.losses.vae_training_loss`.
+    """
+
+    output_dir: str = "runs/vae"
+    model: dict[str, Any] = field(default_factory=dict)
+    crop: int | None = 64
+    kl_weight: float = 1e-6
+    gradient_weight: float = 0.5
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(
+        lr=5e-4, weight_decay=1e-4, warmup_steps=100, min_lr_ratio=0.05, max_grad_norm=1.0))
+    data: DataConfig = field(default_factory=lambda: DataConfig(num_frames=5, height=112, width=112,
+                                                                max_stride=2, batch_size=4))
 
 
 C = TypeVar("C", bound=TrainConfig)
@@ -173,6 +222,8 @@ def _type_name(tp: Any) -> str:
 
 def _convert(value: Any, tp: Any, key: str) -> Any:
     """Check/convert a JSON value to the annotated type ``tp``; raise Gen3RError naming ``key``."""
+    if tp is Any:
+        return value  # free-form JSON (model constructor arguments)
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
@@ -245,6 +296,7 @@ def validate(config: TrainConfig) -> TrainConfig:
     multiple = 56 if isinstance(config, AdapterTrainConfig) else 112
     _check_range(d.height > 0 and d.width > 0 and d.height % multiple == 0 and d.width % multiple == 0,
                  f"data.height/width must be positive multiples of {multiple}, got {d.height}x{d.width}")
+    _check_range(d.max_scenes is None or d.max_scenes >= 1, f"data.max_scenes must be >= 1, got {d.max_scenes}")
     _check_range(d.batch_size >= 1 and d.max_stride >= 1 and d.num_workers >= 0,
                  "data.batch_size and data.max_stride must be >= 1 and data.num_workers >= 0")
     _check_range(d.weights is None or (bool(d.weights) and all(w > 0 for w in d.weights.values())),
@@ -269,6 +321,18 @@ def validate(config: TrainConfig) -> TrainConfig:
         _check_range(0 <= config.prompt_dropout <= 1 and 0 <= config.camera_dropout <= 1,
                      "prompt_dropout and camera_dropout must be probabilities in [0, 1]")
         _check_range(config.loss_threshold > 0, f"loss_threshold must be > 0, got {config.loss_threshold}")
+        _check_range(not config.latent_cache or (d.cache is not None and d.max_stride == 1),
+                     "latent_cache needs a scene cache (data.cache) and whole clips (data.max_stride 1)")
+    if isinstance(config, VggtTrainConfig):
+        _check_range(set(config.loss_weights) <= {"camera", "depth", "point", "alpha", "gradient"},
+                     f"loss_weights keys must be camera, depth, point, alpha, gradient; "
+                     f"got {sorted(config.loss_weights)}")
+    if isinstance(config, VaeTrainConfig):
+        _check_range(config.crop is None or (config.crop > 0 and config.crop % 8 == 0
+                                             and config.crop <= min(d.height, d.width)),
+                     f"crop must be a multiple of 8 no larger than the frames, got {config.crop}")
+        _check_range(config.kl_weight >= 0 and config.gradient_weight >= 0,
+                     "kl_weight and gradient_weight must be >= 0")
     return config
 
 

@@ -192,8 +192,9 @@ class ProceduralDataset(Dataset):
     """Procedural scenes rendered on the fly: scene ``i`` is ``render_scene(seed + i, ...)``.
 
     Scenes are rendered with ``render_frames`` frames at ``render_size`` (default: the training
-    size) and then go through the same frame selection / crop as real data. The last
-    ``cache_size`` rendered scenes are kept in memory.
+    size) and then go through the same frame selection / crop as real data; rendered at the
+    training size, samples also carry the exact ``depth`` (F, H, W) in metres (0 = invalid). The
+    last ``cache_size`` rendered scenes are kept in memory.
     """
 
     def __init__(self, num_scenes: int, num_frames: int, height: int, width: int, *, seed: int = 0,
@@ -231,8 +232,49 @@ class ProceduralDataset(Dataset):
         chosen = select_frames(scene.num_frames, self.num_frames, self.max_stride, rng)
         frames = torch.from_numpy(scene.rgb[chosen]).permute(0, 3, 1, 2).float()
         frames, cameras = _finish(frames, scene.cameras.index(chosen), self.height, self.width)
-        return {"frames": frames, "cameras": cameras, "caption": _pick_caption(scene.captions, rng),
-                "source": f"procedural/{index}"}
+        sample = {"frames": frames, "cameras": cameras, "caption": _pick_caption(scene.captions, rng),
+                  "source": f"procedural/{index}"}
+        if self.render_size == (self.height, self.width):  # exact ground truth only without resampling
+            sample["depth"] = torch.from_numpy(np.where(scene.valid[chosen], scene.depth[chosen], 0.0).astype(np.float32))
+        return sample
+
+
+# --------------------------------------------------------------------------------- scene cache
+
+class CachedSceneDataset(Dataset):
+    """Pre-rendered procedural scenes (:mod:`gen3r.data.cache`): same sample dict as the other
+    datasets plus ``depth`` (F, H, W) float32 metres (0 = invalid) and ``scene`` (the index in the
+    cache). ``max_scenes`` restricts training to the first scenes of the cache.
+
+    The cache must be rendered at the training size (no resampling of depth); the frame selection
+    is the official one (stride ``1..max_stride``, random start).
+    """
+
+    def __init__(self, folder: str | Path, num_frames: int, height: int, width: int, *, max_stride: int = 1,
+                 seed: int = 0, max_scenes: int | None = None) -> None:
+        from gen3r.data.cache import SceneCache
+
+        self.cache = SceneCache(folder)
+        self.num_scenes = len(self.cache) if max_scenes is None else min(max_scenes, len(self.cache))
+        size = (self.cache.settings["height"], self.cache.settings["width"])
+        if size != (height, width):
+            raise Gen3RError(f"scene cache {folder} was rendered at {size[0]}x{size[1]} but training uses "
+                             f"{height}x{width}; render a cache at the training size (gen3r cache --size)")
+        self.num_frames, self.max_stride, self.seed = num_frames, max_stride, seed
+
+    def __len__(self) -> int:
+        return self.num_scenes
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.load(index, np.random.default_rng([self.seed, index]))
+
+    def load(self, index: int, rng: np.random.Generator) -> dict[str, Any]:
+        scene = self.cache[index]
+        chosen = select_frames(len(scene.rgb), self.num_frames, self.max_stride, rng)
+        frames = torch.from_numpy(scene.rgb[chosen].astype(np.float32) / 255.0).permute(0, 3, 1, 2).contiguous()
+        depth = torch.from_numpy(scene.depth[chosen].astype(np.float32))
+        return {"frames": frames, "cameras": scene.cameras.index(chosen).relative_to_first(), "depth": depth,
+                "caption": _pick_caption(scene.captions, rng), "source": f"cache/{scene.seed}", "scene": index}
 
 
 # ----------------------------------------------------------------------------- weighted mixture
@@ -289,15 +331,27 @@ class DrawSampler(Sampler):
 
 
 def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Batch samples: ``frames`` (B, F, 3, H, W); ``cameras``, ``caption``, ``source`` as lists."""
-    return {"frames": torch.stack([s["frames"] for s in samples]), "cameras": [s["cameras"] for s in samples],
-            "caption": [s["caption"] for s in samples], "source": [s["source"] for s in samples]}
+    """Batch samples: ``frames`` (B, F, 3, H, W) and ``depth`` (B, F, H, W) when the samples have it;
+    ``cameras``, ``caption``, ``source`` as lists."""
+    batch = {"frames": torch.stack([s["frames"] for s in samples]), "cameras": [s["cameras"] for s in samples],
+             "caption": [s["caption"] for s in samples], "source": [s["source"] for s in samples]}
+    if all("depth" in s for s in samples):
+        batch["depth"] = torch.stack([s["depth"] for s in samples])
+    if all("scene" in s for s in samples):
+        batch["scene"] = [s["scene"] for s in samples]
+    return batch
 
 
 def build_dataset(config: DataConfig, seed: int) -> WeightedMultiDataset:
-    """The training mixture described by ``config`` (official folders, or procedural scenes)."""
+    """The training mixture described by ``config`` (a scene cache, official folders, or procedural
+    scenes rendered on the fly)."""
     common = dict(num_frames=config.num_frames, height=config.height, width=config.width,
                   max_stride=config.max_stride, seed=seed)
+    if config.cache is not None:
+        if config.root is not None:
+            raise Gen3RError("data.cache and data.root are both set; train on one of them")
+        dataset = CachedSceneDataset(config.cache, **common, max_scenes=config.max_scenes)
+        return WeightedMultiDataset({"cache": dataset}, {"cache": 1.0}, seed)
     if config.root is None:
         p = config.procedural
         size = (p.render_height or config.height, p.render_width or config.width)

@@ -33,9 +33,10 @@ from torch import nn
 from gen3r.errors import Gen3RError
 from gen3r.models.geo_adapter import GeometryAdapter
 from gen3r.models.wan_vae import encode_video, sample_posterior
-from gen3r.pipeline.pipeline_gen3r import condition_indices, module_dtype, randn
+from gen3r.pipeline.pipeline_gen3r import condition_from_posterior, condition_indices, module_dtype, randn
 from gen3r.train.config import DitTrainConfig
 from gen3r.train.loop import Trainer, TrainResult, freeze, load_module_weights, run_training
+from gen3r.train.stages import resolve_component
 
 logger = logging.getLogger(__name__)
 
@@ -110,12 +111,11 @@ class DitTrainer(Trainer):
 
     def build_model(self) -> nn.Module:
         pipe, cfg = self.pipe, self.config
+        self.adapter_folder = None
         if cfg.adapter_path is not None:
-            if not (Path(cfg.adapter_path) / "config.json").is_file():
-                raise Gen3RError(f"adapter_path {cfg.adapter_path} holds no config.json; pass a geo_adapter folder "
-                                 "written by stage 1 (runs/adapter/checkpoint-<step>/geo_adapter)")
-            adapter = GeometryAdapter.from_config(GeometryAdapter.load_config(cfg.adapter_path))
-            load_module_weights(adapter, cfg.adapter_path, f"geo_adapter ({cfg.adapter_path})")
+            self.adapter_folder = resolve_component(cfg.adapter_path, "geo_adapter")
+            adapter = GeometryAdapter.from_config(GeometryAdapter.load_config(self.adapter_folder))
+            load_module_weights(adapter, self.adapter_folder, f"geo_adapter ({self.adapter_folder})")
             pipe.register_modules(geo_adapter=adapter)
         frozen = (pipe.text_encoder, pipe.clip_image_encoder, pipe.wan_vae, pipe.vggt, pipe.geo_adapter)
         freeze(*frozen)
@@ -123,10 +123,31 @@ class DitTrainer(Trainer):
             module.to(self.device)
         self.scheduler_train = training_scheduler(pipe.scheduler.config)
         self.t_range = timestep_index_range(self.dist.rank, self.dist.world_size)
+        self.latents = self._build_latent_cache() if cfg.latent_cache else None
         transformer = pipe.transformer.float().requires_grad_(True)
         if cfg.gradient_checkpointing:
             transformer.enable_gradient_checkpointing()
         return transformer
+
+    def _build_latent_cache(self):
+        """Encode the scene cache's clips once (rank 0; the others wait), see :mod:`gen3r.train.latent_cache`."""
+        import torch.distributed as dist
+
+        from gen3r.data.cache import SceneCache
+        from gen3r.train.latent_cache import LatentCache
+
+        d, cfg = self.config.data, self.config
+        frames = SceneCache(d.cache).settings["num_frames"]
+        if d.num_frames != frames:
+            raise Gen3RError(f"latent_cache needs whole clips: data.num_frames {d.num_frames} differs from the "
+                             f"{frames} frames of the scene cache {d.cache}")
+        folder = Path(cfg.output_dir) / "latents"
+        source = {"checkpoint": str(cfg.checkpoint), "adapter": str(self.adapter_folder)}
+        if self.dist.is_main:
+            LatentCache.build(folder, self.pipe, d.cache, d.max_scenes, source=source)
+        if self.dist.distributed:
+            dist.barrier()
+        return LatentCache(folder)
 
     # -- randomness ----------------------------------------------------------------------------
     def random(self, micro_step: int) -> DitRandom:
@@ -166,13 +187,17 @@ class DitTrainer(Trainer):
         sigmas = self.scheduler_train.sigmas[idx].float()
         timesteps = self.scheduler_train.timesteps[idx].float()
 
-        z0 = self.encode_target(frames, rand.target)
+        if self.latents is not None:
+            z0, y = self._cached_target_and_condition(batch["scene"], modes, num_frames, rand)
+            z0, y = z0.to(device), y.to(device)
+        else:
+            z0 = self.encode_target(frames, rand.target)
+            y = torch.cat([pipe.prepare_condition(frames[i:i + 1, condition_indices(mode, num_frames)], mode,
+                                                  num_frames, rand.condition).to(device)
+                           for i, mode in enumerate(modes)])
         eps = randn(z0.shape, rand.noise).to(device)
         s = sigmas.to(device).view(-1, 1, 1, 1, 1)
         x_t = (1 - s) * z0 + s * eps
-        y = torch.cat([pipe.prepare_condition(frames[i:i + 1, condition_indices(mode, num_frames)], mode,
-                                              num_frames, rand.condition).to(device)
-                       for i, mode in enumerate(modes)])
         plucker = None if camera_dropped else torch.stack(
             [c.relative_to_first().plucker(height, width) for c in batch["cameras"]]).float()
         camera = pipe.pack_camera_input(plucker, b, num_frames, height, width, device, dtype)
@@ -182,6 +207,23 @@ class DitTrainer(Trainer):
                          encoder_hidden_states=context, encoder_hidden_states_image=clip, camera=camera,
                          target=(eps - z0).float(), sigmas=sigmas, modes=modes, prompts=prompts,
                          camera_dropped=camera_dropped)
+
+    def _cached_target_and_condition(self, scenes: list[int], modes: list[str], num_frames: int,
+                                     rand: DitRandom) -> tuple[torch.Tensor, torch.Tensor]:
+        """Z0 and the condition ``y`` from the latent cache, with the random draws of the uncached path
+        (:meth:`encode_target`, then one :func:`condition_from_posterior` per sample)."""
+        app_mean, app_logvar = self.latents.get(scenes, "appearance")
+        geo_mean, geo_logvar = self.latents.get(scenes, "geometry")
+        appearance = sample_posterior(app_mean, app_logvar, randn(app_mean.shape, rand.target))
+        geometry = sample_posterior(geo_mean, geo_logvar, randn(geo_mean.shape, rand.target))
+        conditions = []
+        for i, mode in enumerate(modes):
+            if mode == "allview":
+                mean, logvar = app_mean[i:i + 1], app_logvar[i:i + 1]
+            else:
+                mean, logvar = self.latents.get(scenes[i:i + 1], f"cond_{mode}")
+            conditions.append(condition_from_posterior(mean, logvar, mode, num_frames, rand.condition))
+        return torch.cat([appearance, geometry], dim=-1), torch.cat(conditions)
 
     def prepare(self, batch: dict[str, Any], micro_step: int) -> DitInputs:
         return self.build_inputs(batch, self.random(micro_step))

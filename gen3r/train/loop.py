@@ -24,7 +24,8 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -42,6 +43,7 @@ from gen3r.train.data import DrawSampler, build_dataset, collate
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 CHECKPOINT_PREFIX = "checkpoint-"
 STATE_FILE = "training_state.pt"
 WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
@@ -141,6 +143,14 @@ def load_module_weights(module: nn.Module, folder: str | Path, what: str) -> Non
     load_strict(module, read_weights_dir(folder, [WEIGHTS_FILE]), what)
 
 
+def seeded(build: Callable[[], T], seed: int) -> T:
+    """``build()`` with the global torch RNG seeded by ``seed`` (and restored afterwards): a
+    reproducible random initialisation."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
 def freeze(*modules: nn.Module) -> None:
     for module in modules:
         module.requires_grad_(False).eval()
@@ -183,11 +193,17 @@ class Trainer:
 
     component = ""
     prepared_type: type = type(None)
+    #: Whether the stage needs the frozen components of a Gen3R checkpoint (adapter and DiT stages);
+    #: the base-model stages (VGGT, VAE) train from scratch without one.
+    uses_pipeline = True
 
     def __init__(self, config: TrainConfig, pipeline=None) -> None:
         self.config = validate(config)
         self.dist = init_distributed(config.device)
-        self.pipe = pipeline if pipeline is not None else load_pipeline(config.checkpoint)
+        if not self.uses_pipeline:
+            self.pipe = None
+        else:
+            self.pipe = pipeline if pipeline is not None else load_pipeline(config.checkpoint)
         self.device = self.dist.device
         self.model: nn.Module = self.build_model().to(self.device).train()
         self.wrapped = self.wrap()

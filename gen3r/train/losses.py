@@ -30,6 +30,7 @@ from gen3r.errors import Gen3RError
 
 __all__ = [
     "adapter_training_loss",
+    "aleatoric_regression_loss",
     "adaptive_kl_weight",
     "camera_consistency_loss",
     "camera_token_loss",
@@ -38,6 +39,8 @@ __all__ = [
     "image_token_loss",
     "kl_alignment_loss",
     "point_consistency_loss",
+    "vae_training_loss",
+    "vggt_training_loss",
 ]
 
 #: Number of D-wide channel slices in adapter tokens (4 tapped layers + camera token).
@@ -214,3 +217,73 @@ def adapter_training_loss(pred_tokens: torch.Tensor, target_tokens: torch.Tensor
     terms["loss"] = (recon_weight * terms["recon"] + similarity_weight * terms["similarity"]
                      + kl_weight * (w_kl * terms["kl"]))
     return terms
+
+
+# ---------------------------------------------------------------------------------- base models
+
+def aleatoric_regression_loss(pred: torch.Tensor, target: torch.Tensor, conf: torch.Tensor, valid: torch.Tensor,
+                              alpha: float = 0.2, gradient_weight: float = 1.0) -> dict[str, torch.Tensor]:
+    """VGGT's confidence-weighted regression of a dense map (depth or points).
+
+    ``pred``/``target`` (B, F, H, W, C), ``conf`` (B, F, H, W) >= 1 (``1 + exp``), ``valid`` (B, F, H, W)
+    bool. Per valid pixel: ``conf * |pred - target|_2 - alpha * log(conf)``, plus the gradient term
+    ``conf * |d_x err| + conf * |d_y err|`` of the error map ``err = pred - target`` over pixel
+    pairs that are both valid (the confidence of the pair is the mean of the two). Means over the
+    valid pixels / pairs. Returns ``{"regression", "gradient", "total"}``.
+    """
+    _same_shape(pred, target, "aleatoric_regression_loss")
+    if conf.shape != pred.shape[:-1] or valid.shape != pred.shape[:-1]:
+        raise Gen3RError(f"aleatoric_regression_loss: conf {tuple(conf.shape)} and valid {tuple(valid.shape)} "
+                         f"must be the prediction shape without its last axis {tuple(pred.shape[:-1])}")
+    mask = valid.to(pred.dtype)
+    count = mask.sum().clamp(min=1.0)
+    err = pred - target
+    dist = torch.linalg.vector_norm(err, dim=-1)
+    regression = ((conf * dist - alpha * torch.log(conf)) * mask).sum() / count
+    grad = pred.new_zeros(())
+    for axis in (2, 3):  # H, W
+        n = err.shape[axis]
+        e0, e1 = err.narrow(axis, 0, n - 1), err.narrow(axis, 1, n - 1)
+        c = 0.5 * (conf.narrow(axis, 0, n - 1) + conf.narrow(axis, 1, n - 1))
+        m = mask.narrow(axis, 0, n - 1) * mask.narrow(axis, 1, n - 1)
+        grad = grad + (c * torch.linalg.vector_norm(e1 - e0, dim=-1) * m).sum() / m.sum().clamp(min=1.0)
+    return {"regression": regression, "gradient": grad, "total": regression + gradient_weight * grad}
+
+
+def vggt_training_loss(pred_pose_iters: Sequence[torch.Tensor], target_pose: torch.Tensor,
+                       pred_depth: torch.Tensor, depth_conf: torch.Tensor, target_depth: torch.Tensor,
+                       pred_points: torch.Tensor, points_conf: torch.Tensor, target_points: torch.Tensor,
+                       valid: torch.Tensor, *, camera_weight: float = 5.0, depth_weight: float = 1.0,
+                       point_weight: float = 1.0, alpha: float = 0.2,
+                       gradient_weight: float = 1.0) -> dict[str, torch.Tensor]:
+    """VGGT's training objective against ground truth (VGGT paper, section 3.3).
+
+    Camera: :func:`camera_consistency_loss` of every refinement iteration against the ground-truth
+    pose encoding ``target_pose`` (B, F, 9). Depth (B, F, H, W, 1) and points (B, F, H, W, 3):
+    :func:`aleatoric_regression_loss` with their confidences. Ground truth is in the normalised
+    scene units of :func:`gen3r.train.vggt_trainer.normalise_scene`. Returns every term and ``loss``.
+    """
+    depth = aleatoric_regression_loss(pred_depth, target_depth, depth_conf, valid, alpha, gradient_weight)
+    points = aleatoric_regression_loss(pred_points, target_points, points_conf, valid, alpha, gradient_weight)
+    camera = camera_consistency_loss(list(pred_pose_iters), [target_pose] * len(pred_pose_iters))
+    terms = {"camera": camera, "depth": depth["regression"], "depth_grad": depth["gradient"],
+             "point": points["regression"], "point_grad": points["gradient"]}
+    terms["loss"] = camera_weight * camera + depth_weight * depth["total"] + point_weight * points["total"]
+    return terms
+
+
+def vae_training_loss(recon: torch.Tensor, target: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor, *,
+                      kl_weight: float = 1e-6, gradient_weight: float = 0.5) -> dict[str, torch.Tensor]:
+    """Wan-VAE-style objective: L1 reconstruction + image-gradient L1 + a small KL to N(0, I).
+
+    ``recon``/``target`` (B, 3, F, H, W) in [-1, 1]; ``mean``/``logvar`` the raw posterior
+    (B, z, f, h, w). The KL is summed over the latent dimensions and averaged over the batch
+    (per-element ``0.5 (mean^2 + exp(logvar) - 1 - logvar)``); the gradient term compares
+    horizontal and vertical finite differences (sharper edges than L1 alone at this size).
+    """
+    _same_shape(recon, target, "vae_training_loss")
+    l1 = (recon - target).abs().mean()
+    grad = ((recon.diff(dim=-1) - target.diff(dim=-1)).abs().mean()
+            + (recon.diff(dim=-2) - target.diff(dim=-2)).abs().mean())
+    kl = 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar).flatten(1).sum(1).mean()
+    return {"l1": l1, "gradient": grad, "kl": kl, "loss": l1 + gradient_weight * grad + kl_weight * kl}

@@ -1,0 +1,128 @@
+"""Named training settings of every stage (``gen3r train STAGE --preset NAME``).
+
+* ``smoke``: tiny models and a few steps on procedural scenes rendered on the fly (< 1 min on a
+  CPU, a ``metrics.jsonl`` record every step); what CI runs.
+* ``mini``: the recipe of the shipped mini Gen3R (``docs/mini-model.md``), trained in the
+  method's order on the pre-rendered scene cache ``runs/cache/train`` (``gen3r cache``):
+  ``vggt`` and ``vae`` -> ``gen3r assemble`` (base checkpoint) -> ``adapter`` -> ``dit``.
+
+:data:`MINI_ARCH` holds the sizes of every component of the mini model (the full-size classes with
+small sizes); they travel with the weights in each component's ``config.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from gen3r.errors import Gen3RError
+
+#: Native clip of the mini model: frames, height, width (see docs/mini-model.md for the choice).
+MINI_FRAMES, MINI_SIZE = 17, 112
+#: Where the mini recipe keeps its data and runs (relative to the working directory; git-ignored).
+MINI_CACHE = "runs/cache/train"
+MINI_BASE = "runs/mini/base"
+
+MINI_ARCH: dict[str, dict[str, Any]] = {
+    # VGGT: 6 alternating frame/global steps of width 96 (tokens 2E = 192), 2-layer DINO-style patch
+    # embedding, taps 1/3/4/5 for the DPT heads and the adapter.
+    "vggt": dict(img_size=MINI_SIZE, patch_size=14, embed_dim=96, depth=6, num_heads=4, mlp_ratio=4.0,
+                 patch_embed_depth=2, patch_embed_num_heads=4, camera_trunk_depth=2, camera_num_heads=4,
+                 dpt_features=32, dpt_out_channels=[32, 64, 64, 64], dpt_head_features_2=16,
+                 intermediate_layer_idx=[1, 3, 4, 5]),
+    # Wan VAE (diffusers AutoencoderKLWan): base width 16 instead of 96, one residual block per stage;
+    # latents_mean/std are fitted after training (gen3r.train.vae_trainer.calibrate_latents).
+    "wan_vae": dict(base_dim=16, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=1, attn_scales=[],
+                    temperal_downsample=[False, True, True], dropout=0.0),
+    # Geometry adapter: input 5 x 192 VGGT channels, hidden width 16; identity latent normalisation
+    # (the KL alignment to the VAE posterior sets the latent scale).
+    "geo_adapter": dict(latent_channels=16, hidden_dim=16, input_dim=960, output_dim=960, resample_scale=10,
+                        dim_mult=[4, 2, 1, 1], num_res_blocks=1, latents_mean=[0.0] * 16, latents_std=[1.0] * 16),
+    # Joint DiT: 6 blocks of width 128 (4 heads x 32), camera adapter on 24 Plücker channels.
+    "transformer": dict(num_attention_heads=4, attention_head_dim=32, in_channels=36, out_channels=16,
+                        text_dim=64, freq_dim=64, ffn_dim=384, num_layers=6, image_dim=64, added_kv_proj_dim=128,
+                        camera_in_channels=24),
+    # Text tower: a small UMT5 encoder (random, frozen: the real one is pretrained and frozen too).
+    "text_encoder": dict(d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, relative_attention_num_buckets=32,
+                         relative_attention_max_distance=128, feed_forward_proj="gated-gelu", is_gated_act=True,
+                         dense_act_fn="gelu_new", dropout_rate=0.0, layer_norm_epsilon=1e-6),
+    # CLIP vision tower: 224 px / 14 = 256 patches + class token = the 257 image tokens the DiT expects.
+    "clip_image_encoder": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                               image_size=224, patch_size=14, hidden_act="gelu", layer_norm_eps=1e-5,
+                               projection_dim=64),
+}
+
+#: Tiny sizes for the smoke presets (seconds per step on a CPU).
+SMOKE_ARCH: dict[str, dict[str, Any]] = {
+    "vggt": dict(img_size=112, patch_size=14, embed_dim=16, depth=4, num_heads=2, mlp_ratio=2.0,
+                 patch_embed_depth=1, patch_embed_num_heads=2, camera_trunk_depth=1, camera_num_heads=2,
+                 camera_iterations=2, dpt_features=8, dpt_out_channels=[8, 8, 8, 8], dpt_head_features_2=8,
+                 intermediate_layer_idx=[0, 1, 2, 3]),
+    "wan_vae": dict(base_dim=4, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=1, attn_scales=[],
+                    temperal_downsample=[False, True, True], dropout=0.0),
+}
+
+_SMOKE_DATA = {"num_frames": 5, "height": 112, "width": 112, "batch_size": 1,
+               "procedural": {"num_scenes": 2, "num_frames": 5, "kind": "random", "trajectory": "random"}}
+_SMOKE_RUN = {"max_steps": 3, "save_every": 2, "log_every": 1, "grad_accum_steps": 1, "keep_last": 2}
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "vggt": {
+        "smoke": {**_SMOKE_RUN, "model": SMOKE_ARCH["vggt"], "data": _SMOKE_DATA},
+        "mini": {"output_dir": "runs/mini/vggt", "model": MINI_ARCH["vggt"], "max_steps": 3500, "save_every": 500,
+                 "log_every": 10, "grad_accum_steps": 1,
+                 "data": {"cache": MINI_CACHE, "num_frames": 9, "height": MINI_SIZE, "width": MINI_SIZE,
+                          "max_stride": 2, "batch_size": 2},
+                 "optim": {"lr": 3e-4, "weight_decay": 0.05, "warmup_steps": 200, "min_lr_ratio": 0.05,
+                           "max_grad_norm": 1.0}},
+    },
+    "vae": {
+        "smoke": {**_SMOKE_RUN, "model": SMOKE_ARCH["wan_vae"], "crop": 32, "data": _SMOKE_DATA},
+        "mini": {"output_dir": "runs/mini/vae", "model": MINI_ARCH["wan_vae"], "max_steps": 5000, "save_every": 500,
+                 "log_every": 10, "grad_accum_steps": 1, "crop": 64, "kl_weight": 1e-6, "gradient_weight": 0.5,
+                 "data": {"cache": MINI_CACHE, "num_frames": 5, "height": MINI_SIZE, "width": MINI_SIZE,
+                          "max_stride": 2, "batch_size": 2},
+                 "optim": {"lr": 3e-4, "weight_decay": 1e-4, "warmup_steps": 200, "min_lr_ratio": 0.05,
+                           "max_grad_norm": 1.0}},
+    },
+    "adapter": {
+        "smoke": {**_SMOKE_RUN, "data": {**_SMOKE_DATA, "max_stride": 1}},
+        # 9-frame clips (stride 1-2) keep a step cheap; the causal adapter runs on 17 frames after.
+        "mini": {"output_dir": "runs/mini/adapter", "checkpoint": MINI_BASE, "max_steps": 2000, "save_every": 250,
+                 "log_every": 10, "grad_accum_steps": 1,
+                 "data": {"cache": MINI_CACHE, "num_frames": 9, "height": MINI_SIZE, "width": MINI_SIZE,
+                          "max_stride": 2, "batch_size": 2},
+                 "optim": {"lr": 5e-4, "weight_decay": 1e-4, "warmup_steps": 100, "min_lr_ratio": 0.05,
+                           "max_grad_norm": 1.0}},
+    },
+    "dit": {
+        "smoke": {**_SMOKE_RUN, "gradient_checkpointing": False, "data": {**_SMOKE_DATA, "max_stride": 1}},
+        "mini": {"output_dir": "runs/mini/dit", "checkpoint": MINI_BASE, "adapter_path": "runs/mini/adapter",
+                 "max_steps": 4000, "save_every": 250, "log_every": 10, "grad_accum_steps": 1,
+                 "gradient_checkpointing": False, "latent_cache": True,
+                 "data": {"cache": MINI_CACHE, "max_scenes": 2000, "num_frames": MINI_FRAMES, "height": MINI_SIZE,
+                          "width": MINI_SIZE, "max_stride": 1, "batch_size": 4},
+                 "optim": {"lr": 5e-4, "weight_decay": 0.01, "eps": 1e-8, "warmup_steps": 200, "min_lr_ratio": 0.05,
+                           "max_grad_norm": 1.0, "initial_grad_norm_ratio": 1.0}},
+    },
+}
+
+
+def preset(stage: str, name: str) -> dict[str, Any]:
+    """A fresh copy of the config dict of preset ``name`` of ``stage``; Gen3RError names the choices."""
+    if stage not in PRESETS:
+        raise Gen3RError(f"unknown training stage {stage!r}; choose one of {', '.join(PRESETS)}")
+    if name not in PRESETS[stage]:
+        raise Gen3RError(f"stage {stage} has no preset {name!r}; choose one of {', '.join(PRESETS[stage])}")
+    return copy.deepcopy(PRESETS[stage][name])
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` applied; nested objects merge key by key."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
