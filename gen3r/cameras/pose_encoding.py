@@ -30,6 +30,10 @@ __all__ = [
 ]
 
 
+#: Smallest field of view (radians) turned into a focal length by :func:`pose_encoding_to_extri_intri`.
+MIN_FOV = 1e-6
+
+
 def quaternion_to_matrix(quaternions: torch.Tensor) -> torch.Tensor:
     """Rotation matrices (..., 3, 3) from quaternions (..., 4) ordered x, y, z, w (scalar last).
 
@@ -136,8 +140,10 @@ def pose_encoding_to_extri_intri(pose_encoding: torch.Tensor,
     translation = pose_encoding[..., :3]
     rotation = quaternion_to_matrix(pose_encoding[..., 3:7])
     extrinsics = torch.cat([rotation, translation[..., None]], -1)
-    fy = (height / 2.0) / torch.tan(pose_encoding[..., 7] / 2.0)
-    fx = (width / 2.0) / torch.tan(pose_encoding[..., 8] / 2.0)
+    # A field of view of exactly 0 (VGGT's ReLU'd FoV of an untrained head) would give an infinite
+    # focal length; it is floored at MIN_FOV, far below any real camera's (no effect otherwise).
+    fy = (height / 2.0) / torch.tan(pose_encoding[..., 7].clamp(min=MIN_FOV) / 2.0)
+    fx = (width / 2.0) / torch.tan(pose_encoding[..., 8].clamp(min=MIN_FOV) / 2.0)
     intrinsics = torch.zeros(pose_encoding.shape[:-1] + (3, 3), dtype=torch.float32, device=pose_encoding.device)
     intrinsics[..., 0, 0] = fx
     intrinsics[..., 1, 1] = fy

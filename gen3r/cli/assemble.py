@@ -24,6 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--cache", type=Path, default=None, help="scene cache for the VAE latent statistics")
     parser.add_argument("--fp16", action="store_true", help="store the weights in float16 (half the size)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fresh components (default 0)")
+    parser.add_argument("--arch", choices=("mini", "smoke"), default="mini",
+                        help="sizes of the fresh components (default mini; smoke: tiny, for tests)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.set_defaults(func=run)
 
@@ -32,8 +34,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from gen3r.train.mini import assemble
+    from gen3r.train.presets import ARCHS
 
     trained = {stage: getattr(args, stage) for stage in ("vggt", "vae", "adapter", "dit") if getattr(args, stage)}
     assemble(args.out, base=args.base, trained=trained, cache=args.cache, seed=args.seed, overwrite=args.overwrite,
-             dtype=torch.float16 if args.fp16 else None)
+             dtype=torch.float16 if args.fp16 else None, arch=ARCHS[args.arch])
     return 0

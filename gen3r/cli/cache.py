@@ -38,12 +38,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="camera path; mixed draws one per seed (default)")
     parser.add_argument("--shard-size", type=positive_int, default=64, help="scenes per shard (default 64)")
     parser.add_argument("--workers", type=positive_int, default=1, help="render processes (default 1)")
+    parser.add_argument("--layout", choices=("cache", "official"), default="cache",
+                        help="cache: sharded arrays for training (default); official: the same scenes through the "
+                             "procedural writer in the official layout (split test) for gen3r eval --dataset official")
+    parser.add_argument("--overwrite", action="store_true", help="official layout: replace an existing OUT")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from gen3r.data.cache import SceneCache, write_cache
+    from gen3r.data.cache import SceneCache, write_cache, write_eval_layout
 
+    if args.layout == "official":
+        write_eval_layout(args.out, args.seeds, num_frames=args.frames, height=args.size, width=args.size,
+                          kind=args.kind, trajectory=args.trajectory, overwrite=args.overwrite)
+        logger.info("wrote %d scenes in the official layout to %s", len(args.seeds), args.out)
+        return 0
     write_cache(args.out, args.seeds, num_frames=args.frames, height=args.size, width=args.size, kind=args.kind,
                 trajectory=args.trajectory, shard_size=args.shard_size, workers=args.workers)
     logger.info("scene cache %s holds %d scenes", args.out, len(SceneCache(args.out)))

@@ -44,17 +44,22 @@ def seed_split(seed: int) -> str:
     return "train" if seed < DEV_SEEDS.start else "dev" if seed in DEV_SEEDS else "other"
 
 
-def _render_shard(args: tuple[list[int], dict[str, Any]]) -> dict[str, Any]:
-    """Render the scenes of one shard (runs in a worker process, one thread)."""
+def render_seed(seed: int, settings: dict[str, Any]):
+    """The :class:`gen3r.data.procedural.Scene` of ``seed`` with the cache ``settings`` (``num_frames``,
+    ``height``, ``width``, ``kind``, ``trajectory`` (or ``"mixed"``), ``fov_deg``)."""
     from gen3r.data.procedural import render_scene
 
+    return render_scene(seed, settings["num_frames"], settings["height"], settings["width"], kind=settings["kind"],
+                        trajectory=_trajectory(seed, settings["trajectory"]), fov_deg=settings["fov_deg"])
+
+
+def _render_shard(args: tuple[list[int], dict[str, Any]]) -> dict[str, Any]:
+    """Render the scenes of one shard (runs in a worker process, one thread)."""
     seeds, settings = args
     out: dict[str, Any] = {name: [] for name in _ARRAYS}
     meta = []
     for seed in seeds:
-        scene = render_scene(seed, settings["num_frames"], settings["height"], settings["width"],
-                             kind=settings["kind"], trajectory=_trajectory(seed, settings["trajectory"]),
-                             fov_deg=settings["fov_deg"])
+        scene = render_seed(seed, settings)
         out["rgb"].append(np.round(scene.rgb * 255.0).astype(np.uint8))
         out["depth"].append(np.where(scene.valid, scene.depth, 0.0).astype(np.float16))
         out["extrinsics"].append(scene.extrinsics.astype(np.float32))
@@ -73,14 +78,7 @@ def _trajectory(seed: int, trajectory: str) -> str:
     return TRAJECTORIES[int(np.random.default_rng([seed, 7]).integers(len(TRAJECTORIES)))]
 
 
-def write_cache(out: str | Path, seeds: Sequence[int], *, num_frames: int = 17, height: int = 112,
-                width: int = 112, kind: str = "random", trajectory: str = "mixed", fov_deg: float = 60.0,
-                shard_size: int = 64, workers: int = 1) -> Path:
-    """Render ``seeds`` into the cache folder ``out`` (created, or resumed when its settings match).
-
-    ``trajectory``: a renderer trajectory or ``"mixed"`` (one drawn per seed). ``workers``
-    processes render shards in parallel (each single-threaded). Returns ``out``.
-    """
+def _check_seeds(seeds: Sequence[int]) -> list[int]:
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise Gen3RError("no seeds to render; pass a range like 0:2000")
@@ -89,6 +87,18 @@ def write_cache(out: str | Path, seeds: Sequence[int], *, num_frames: int = 17, 
     if len({seed_split(s) for s in seeds}) > 1:
         raise Gen3RError("the seeds mix the training range (< 1,000,000) and the dev range "
                          "(1,000,000..1,000,999); write them into separate caches")
+    return seeds
+
+
+def write_cache(out: str | Path, seeds: Sequence[int], *, num_frames: int = 17, height: int = 112,
+                width: int = 112, kind: str = "random", trajectory: str = "mixed", fov_deg: float = 60.0,
+                shard_size: int = 64, workers: int = 1) -> Path:
+    """Render ``seeds`` into the cache folder ``out`` (created, or resumed when its settings match).
+
+    ``trajectory``: a renderer trajectory or ``"mixed"`` (one drawn per seed). ``workers``
+    processes render shards in parallel (each single-threaded). Returns ``out``.
+    """
+    seeds = _check_seeds(seeds)
     settings = {"num_frames": num_frames, "height": height, "width": width, "kind": kind,
                 "trajectory": trajectory, "fov_deg": float(fov_deg), "format": 1}
     out = Path(out)
@@ -205,3 +215,21 @@ class SceneCache:
         meta = self._meta[shard][local]
         return CachedScene(**{name: arrays[name][local] for name in _ARRAYS}, seed=meta["seed"], kind=meta["kind"],
                            trajectory=meta["trajectory"], captions=list(meta["captions"]))
+
+
+def write_eval_layout(out: str | Path, seeds: Sequence[int], *, num_frames: int = 17, height: int = 112,
+                      width: int = 112, kind: str = "random", trajectory: str = "mixed", fov_deg: float = 60.0,
+                      overwrite: bool = False) -> Path:
+    """Render ``seeds`` (same scenes as :func:`write_cache` with these settings) through the procedural
+    writer into the official layout, split ``test``, that ``gen3r eval --dataset official`` reads
+    (ground-truth depth included). Scene ``i`` is ``test/scene_<i>``; ``seeds.json`` lists the seeds."""
+    from gen3r.data.writers import write_official
+
+    seeds = _check_seeds(seeds)
+    settings = {"num_frames": num_frames, "height": height, "width": width, "kind": kind,
+                "trajectory": trajectory, "fov_deg": float(fov_deg)}
+    out = Path(out)
+    write_official(out, [render_seed(s, settings) for s in seeds], split="test", overwrite=overwrite)
+    with atomic_path(out / "seeds.json") as tmp:
+        tmp.write_text(json.dumps({"seeds": seeds, **settings}) + "\n")
+    return out

@@ -19,12 +19,13 @@ from gen3r.io.atomic import atomic_path
 #: (family, [(key, header, decimals)]) in table order.
 COLUMNS: tuple[tuple[str, tuple[tuple[str, str, int], ...]], ...] = (
     ("Appearance", (("psnr", "PSNR ↑", 2), ("ssim", "SSIM ↑", 4), ("lpips", "LPIPS ↓", 4))),
-    ("Geometry", (("accuracy", "Accuracy ↓", 4), ("completeness", "Completeness ↓", 4), ("chamfer", "CD ↓", 4))),
+    ("Geometry", (("accuracy", "Accuracy ↓", 4), ("completeness", "Completeness ↓", 4), ("chamfer", "CD ↓", 4),
+                  ("depth_abs_rel", "AbsRel ↓", 4))),
     ("Camera", (("auc30", "AUC@30 ↑", 4), ("auc15", "AUC@15 ↑", 4), ("auc5", "AUC@5 ↑", 4),
                 ("rra30", "RRA@30 ↑", 4), ("rta30", "RTA@30 ↑", 4))),
 )
 CSV_FIELDS = ("method", "label", "num_sequences", "num_skipped", "psnr", "ssim", "lpips", "accuracy", "completeness",
-              "chamfer", "chamfer_relative_percent", "auc30", "auc15", "auc5", "rra30", "rta30", "rra_mean_deg",
+              "chamfer", "chamfer_relative_percent", "depth_abs_rel", "auc30", "auc15", "auc5", "rra30", "rta30", "rra_mean_deg",
               "rta_mean_deg")
 TASK_TITLES = {"1view": "1-view generation", "2view": "2-view generation", "recon": "feed-forward reconstruction"}
 EMPTY = "–"

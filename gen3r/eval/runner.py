@@ -75,12 +75,15 @@ DATASETS: dict[str, Callable[..., SequenceReader]] = {
 TASKS = ("1view", "2view", "recon")
 PIPELINE_TASK = {"1view": "1view", "2view": "2view", "recon": "allview"}
 #: Methods in the row order of the paper's tables (baselines first, ours last).
-METHODS = ("vggt", "vae_only", "two_stage", "gen3r")
-METHOD_LABELS = {"vggt": "VGGT", "vae_only": "Ours (VAE only)", "two_stage": "2-Stage", "gen3r": "Ours"}
-#: Baselines run when none are named: the ones the paper compares against for the task.
-DEFAULT_BASELINES = {"1view": ("vggt", "two_stage"), "2view": ("vggt", "two_stage"), "recon": ("vggt", "vae_only")}
+METHODS = ("copy_first", "vggt", "vae_only", "two_stage", "gen3r")
+METHOD_LABELS = {"copy_first": "Copy frame 0", "vggt": "VGGT", "vae_only": "Ours (VAE only)", "two_stage": "2-Stage",
+                 "gen3r": "Ours"}
+#: Baselines run when none are named: the ones the paper compares against for the task, plus the
+#: appearance floor of copying the first condition frame to every frame (1view/2view).
+DEFAULT_BASELINES = {"1view": ("copy_first", "vggt", "two_stage"), "2view": ("copy_first", "vggt", "two_stage"),
+                     "recon": ("vggt", "vae_only")}
 METRIC_KEYS = ("psnr", "ssim", "lpips", "accuracy", "completeness", "chamfer", "chamfer_relative_percent",
-               "auc30", "auc15", "auc5", "rra30", "rta30", "rra_mean_deg", "rta_mean_deg")
+               "depth_abs_rel", "auc30", "auc15", "auc5", "rra30", "rta30", "rra_mean_deg", "rta_mean_deg")
 JSONL_NAME, CONFIG_NAME = "metrics.jsonl", "config.json"
 
 
@@ -227,7 +230,8 @@ class Prediction:
     """What one method produced for the clip frames ``frames`` (indices into the clip).
 
     ``rgb`` (n, H, W, 3) float32 in [0, 1] or None; ``extrinsics`` (n, 3, 4) OpenCV w2c or None;
-    ``world_points`` (n, H, W, 3) in the method's own frame and unit, ``point_mask`` (n, H, W) bool.
+    ``world_points`` (n, H, W, 3) in the method's own frame and unit, ``point_mask`` (n, H, W) bool;
+    ``depth`` (n, H, W) z-depth in the method's unit or None.
     """
 
     frames: list[int]
@@ -235,6 +239,7 @@ class Prediction:
     extrinsics: np.ndarray | None = None
     world_points: np.ndarray | None = None
     point_mask: np.ndarray | None = None
+    depth: np.ndarray | None = None
 
 
 def _device_dtype(module: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
@@ -248,7 +253,8 @@ def vggt_reconstruct(vggt: torch.nn.Module, frames: torch.Tensor) -> dict[str, n
 
     Returns ``extrinsics`` (n, 3, 4) OpenCV w2c, ``intrinsics`` (n, 3, 3) px, ``world_points``
     (n, H, W, 3) float64 in the first frame's camera frame (VGGT normalised units) and
-    ``point_mask`` (n, H, W) (the pipeline's percentile depth mask), as the paper's VGGT baseline.
+    ``point_mask`` (n, H, W) (the pipeline's percentile depth mask) and ``depth`` (n, H, W), as the
+    paper's VGGT baseline.
     """
     from gen3r.cameras import pose_encoding_to_extri_intri
     from gen3r.geometry import unproject_depth
@@ -262,7 +268,8 @@ def vggt_reconstruct(vggt: torch.nn.Module, frames: torch.Tensor) -> dict[str, n
     depth = depth.float().squeeze(-1)[0].cpu()
     points, mask = unproject_depth(depth, extrinsics[0].cpu(), intrinsics[0].cpu(), return_mask=True)
     return {"extrinsics": extrinsics[0].cpu().double().numpy(), "intrinsics": intrinsics[0].cpu().double().numpy(),
-            "world_points": np.asarray(points), "point_mask": np.asarray(mask, dtype=bool)}
+            "world_points": np.asarray(points), "point_mask": np.asarray(mask, dtype=bool),
+            "depth": depth.double().numpy()}
 
 
 def _sequence_seed(seed: int, name: str) -> int:
@@ -279,7 +286,8 @@ def run_gen3r(pipe: Any, seq: EvalSequence, cfg: EvalConfig) -> Prediction:
     return Prediction(frames=list(range(cfg.num_frames)), rgb=np.asarray(out.rgb[0], dtype=np.float32),
                       extrinsics=np.asarray(out.extrinsics[0], dtype=np.float64),
                       world_points=np.asarray(out.world_points[0], dtype=np.float64),
-                      point_mask=np.asarray(out.point_mask[0], dtype=bool))
+                      point_mask=np.asarray(out.point_mask[0], dtype=bool),
+                      depth=np.asarray(out.depth[0], dtype=np.float64))
 
 
 def run_vggt(vggt: torch.nn.Module, frames: torch.Tensor, indices: Sequence[int],
@@ -287,7 +295,7 @@ def run_vggt(vggt: torch.nn.Module, frames: torch.Tensor, indices: Sequence[int]
     """VGGT reconstruction of ``frames`` (the clip frames ``indices``), optionally carrying ``rgb``."""
     rec = vggt_reconstruct(vggt, frames)
     return Prediction(frames=list(indices), rgb=rgb, extrinsics=rec["extrinsics"],
-                      world_points=rec["world_points"], point_mask=rec["point_mask"])
+                      world_points=rec["world_points"], point_mask=rec["point_mask"], depth=rec["depth"])
 
 
 def run_vae_only(pipe: Any, seq: EvalSequence) -> Prediction:
@@ -297,12 +305,21 @@ def run_vae_only(pipe: Any, seq: EvalSequence) -> Prediction:
     return Prediction(frames=list(range(seq.frames.shape[0])),
                       extrinsics=np.asarray(geo["extrinsics"][0].cpu(), dtype=np.float64),
                       world_points=np.asarray(geo["world_points"][0], dtype=np.float64),
-                      point_mask=np.asarray(geo["point_mask"][0], dtype=bool))
+                      point_mask=np.asarray(geo["point_mask"][0], dtype=bool),
+                      depth=np.asarray(geo["depth"][0].cpu(), dtype=np.float64))
+
+
+def run_copy_first(seq: EvalSequence, cfg: EvalConfig) -> Prediction:
+    """The appearance floor: the first condition frame copied to every clip frame (no geometry)."""
+    first = seq.frames[cfg.condition_indices()[0]].permute(1, 2, 0).numpy().astype(np.float32)
+    return Prediction(frames=list(range(cfg.num_frames)), rgb=np.repeat(first[None], cfg.num_frames, axis=0))
 
 
 def predict(pipe: Any, seq: EvalSequence, cfg: EvalConfig, methods: Sequence[str]) -> dict[str, Prediction]:
     """Run ``methods`` on one clip; ``gen3r`` and ``two_stage`` share one pipeline call."""
     preds: dict[str, Prediction] = {}
+    if "copy_first" in methods:
+        preds["copy_first"] = run_copy_first(seq, cfg)
     if "gen3r" in methods or "two_stage" in methods:
         ours = run_gen3r(pipe, seq, cfg)
         if "gen3r" in methods:
@@ -321,12 +338,14 @@ def predict(pipe: Any, seq: EvalSequence, cfg: EvalConfig, methods: Sequence[str
 # ---------------------------------------------------------------------------------------- scoring
 
 def appearance_metrics(rgb: np.ndarray, gt: torch.Tensor,
-                       lpips_model: torch.nn.Module | None) -> dict[str, float | None]:
-    """Mean over frames of PSNR / SSIM / LPIPS; ``rgb`` (n, H, W, 3), ``gt`` (n, 3, H, W) in [0, 1]."""
+                       lpips_model: torch.nn.Module | None) -> dict[str, Any]:
+    """Mean over frames of PSNR / SSIM / LPIPS; ``rgb`` (n, H, W, 3), ``gt`` (n, 3, H, W) in [0, 1].
+    Also ``psnr_frames``: the n per-frame PSNR values."""
     pred = torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2).double().clamp(0, 1)
     target = gt.double()
-    out: dict[str, float | None] = {"psnr": float(psnr(pred, target).mean()),
-                                    "ssim": float(ssim(pred, target).mean()), "lpips": None}
+    frame_psnr = psnr(pred, target)
+    out: dict[str, Any] = {"psnr": float(frame_psnr.mean()), "ssim": float(ssim(pred, target).mean()),
+                           "lpips": None, "psnr_frames": [float(v) for v in frame_psnr]}
     if lpips_model is not None:
         from gen3r.eval import lpips
 
@@ -375,6 +394,22 @@ def geometry_metrics(pred: Prediction, seq: EvalSequence, cfg: EvalConfig) -> di
     return {k: float(res[k]) for k in ("accuracy", "completeness", "chamfer", "chamfer_relative_percent", "scale")}
 
 
+def depth_abs_rel(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> float:
+    """Mean over frames of AbsRel ``mean(|s d - d_gt| / d_gt)`` after per-frame median scaling
+    ``s = median(d_gt) / median(d)`` on the pixels valid in the ground truth with a positive,
+    finite prediction. ``pred``/``gt`` (n, H, W) z-depth, ``valid`` (n, H, W) bool."""
+    values = []
+    for d, g, m in zip(pred, gt, valid):
+        m = m & np.isfinite(d) & (d > 0) & (g > 0)
+        if m.sum() < 3:
+            continue
+        s = np.median(g[m]) / np.median(d[m])
+        values.append(float(np.mean(np.abs(s * d[m] - g[m]) / g[m])))
+    if not values:
+        raise Gen3RError("no frame has 3 pixels with valid depth in both prediction and ground truth")
+    return float(np.mean(values))
+
+
 def camera_metrics(extrinsics: np.ndarray, gt_w2c: np.ndarray) -> tuple[dict[str, float], dict[str, list[float]]]:
     """VGGT-protocol pose accuracy of ``extrinsics`` (n >= 2) vs ``gt_w2c``; also the per-pair errors."""
     res = {t: pose_auc(extrinsics, gt_w2c, max_threshold=t) for t in (30, 15, 5)}
@@ -397,10 +432,18 @@ def score_prediction(pred: Prediction, seq: EvalSequence, cfg: EvalConfig,
     metrics: dict[str, float | None] = dict.fromkeys(METRIC_KEYS)
     errors: dict[str, str] = {}
     pose_errors = None
+    frame_psnr = None
     if pred.rgb is not None:
         frames = [i for i in cfg.appearance_indices() if i in pred.frames]
         local = [pred.frames.index(i) for i in frames]
-        metrics.update(appearance_metrics(pred.rgb[local], seq.frames[frames], lpips_model))
+        appearance = appearance_metrics(pred.rgb[local], seq.frames[frames], lpips_model)
+        frame_psnr = dict(zip((str(i) for i in frames), appearance.pop("psnr_frames")))
+        metrics.update(appearance)
+    if pred.depth is not None and seq.depth is not None:
+        try:
+            metrics["depth_abs_rel"] = depth_abs_rel(pred.depth, seq.depth[pred.frames], seq.valid[pred.frames])
+        except Gen3RError as exc:
+            errors["depth"] = str(exc)
     if pred.world_points is not None and seq.points is not None:
         try:
             metrics.update({k: v for k, v in geometry_metrics(pred, seq, cfg).items() if k in metrics})
@@ -415,7 +458,8 @@ def score_prediction(pred: Prediction, seq: EvalSequence, cfg: EvalConfig,
         except Gen3RError as exc:
             errors["camera"] = str(exc)
             logger.warning("%s: camera metrics skipped: %s", seq.name, exc)
-    return {"metrics": metrics, "pose_errors": pose_errors, "errors": errors, "frames": pred.frames}
+    return {"metrics": metrics, "pose_errors": pose_errors, "errors": errors, "frames": pred.frames,
+            "psnr_frames": frame_psnr}
 
 
 # ------------------------------------------------------------------------------------------ files

@@ -118,7 +118,8 @@ def calibration_clips(cache: str | Path, num_scenes: int = CALIBRATION_SCENES):
 
 def assemble(out: str | Path, *, base: str | Path | None = None, trained: Mapping[str, str | Path] | None = None,
              arch: Mapping[str, Mapping[str, Any]] | None = None, cache: str | Path | None = None,
-             dtype: torch.dtype | None = None, seed: int = 0, overwrite: bool = False) -> Path:
+             dtype: torch.dtype | None = None, seed: int = 0, overwrite: bool = False,
+             call_defaults: Mapping[str, Any] | None = None) -> Path:
     """Write a mini Gen3R checkpoint (our layout) to ``out``, atomically.
 
     ``trained``: stage name (``vggt``, ``vae``, ``adapter``, ``dit``) -> run / checkpoint / component
@@ -126,9 +127,11 @@ def assemble(out: str | Path, *, base: str | Path | None = None, trained: Mappin
     (:func:`fresh_components` with ``arch``, default :data:`~gen3r.train.presets.MINI_ARCH`).
     ``cache``: the scene cache on which a trained VAE's latent statistics are fitted (required
     when ``trained`` has ``vae``). ``dtype``: the stored dtype (e.g. float16 for the shipped copy).
+    ``call_defaults``: the checkpoint's sampling defaults (default: those of ``base``, else
+    :data:`~gen3r.train.presets.MINI_CALL_DEFAULTS`).
     """
     from gen3r.pipeline import Gen3RPipeline
-    from gen3r.train.presets import MINI_ARCH
+    from gen3r.train.presets import MINI_ARCH, MINI_CALL_DEFAULTS
     from gen3r.train.vae_trainer import calibrate_latents
 
     trained = dict(trained or {})
@@ -136,7 +139,9 @@ def assemble(out: str | Path, *, base: str | Path | None = None, trained: Mappin
     if unknown:
         raise Gen3RError(f"unknown trained stage(s) {unknown}; use {', '.join(TRAINED)}")
     if base is not None:
-        components = dict(Gen3RPipeline.from_pretrained(base, torch_dtype=torch.float32).components)
+        base_pipe = Gen3RPipeline.from_pretrained(base, torch_dtype=torch.float32)
+        components = dict(base_pipe.components)
+        call_defaults = base_pipe.call_defaults if call_defaults is None else call_defaults
     else:
         components = fresh_components(arch or MINI_ARCH, seed)
     for stage, path in trained.items():
@@ -146,6 +151,7 @@ def assemble(out: str | Path, *, base: str | Path | None = None, trained: Mappin
             raise Gen3RError("a trained VAE needs --cache (the scene cache its latent statistics are fitted on)")
         calibrate_latents(components["wan_vae"], calibration_clips(cache))
     pipe = Gen3RPipeline(**components)
+    pipe.call_defaults.update(MINI_CALL_DEFAULTS if call_defaults is None else call_defaults)
     if dtype is not None:
         for name in ("text_encoder", "clip_image_encoder", "transformer", "wan_vae", "geo_adapter", "vggt"):
             getattr(pipe, name).to(dtype)

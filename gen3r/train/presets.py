@@ -60,7 +60,23 @@ SMOKE_ARCH: dict[str, dict[str, Any]] = {
                  intermediate_layer_idx=[0, 1, 2, 3]),
     "wan_vae": dict(base_dim=4, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=1, attn_scales=[],
                     temperal_downsample=[False, True, True], dropout=0.0),
+    "geo_adapter": dict(latent_channels=16, hidden_dim=4, input_dim=160, output_dim=160, resample_scale=10,
+                        dim_mult=[4, 2, 1, 1], num_res_blocks=1, latents_mean=[0.0] * 16, latents_std=[1.0] * 16),
+    "transformer": dict(num_attention_heads=2, attention_head_dim=16, in_channels=36, out_channels=16, text_dim=16,
+                        freq_dim=16, ffn_dim=32, num_layers=1, image_dim=16, added_kv_proj_dim=32,
+                        camera_in_channels=24),
+    "text_encoder": dict(d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2, relative_attention_num_buckets=32,
+                         relative_attention_max_distance=128, feed_forward_proj="gated-gelu", is_gated_act=True,
+                         dense_act_fn="gelu_new", dropout_rate=0.0, layer_norm_epsilon=1e-6),
+    "clip_image_encoder": dict(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+                               image_size=224, patch_size=14, hidden_act="gelu", layer_norm_eps=1e-5,
+                               projection_dim=16),
 }
+#: Architectures by name (``gen3r assemble --arch``).
+ARCHS = {"mini": MINI_ARCH, "smoke": SMOKE_ARCH}
+#: Sampling defaults of the mini model (stored in its model_index.json).
+MINI_CALL_DEFAULTS = {"num_frames": MINI_FRAMES, "height": MINI_SIZE, "width": MINI_SIZE,
+                      "num_inference_steps": 25, "guidance_scale": 3.0}
 
 _SMOKE_DATA = {"num_frames": 5, "height": 112, "width": 112, "batch_size": 1,
                "procedural": {"num_scenes": 2, "num_frames": 5, "kind": "random", "trajectory": "random"}}
