@@ -189,3 +189,18 @@ def test_dit_latent_cache_gives_the_uncached_inputs(smoke_checkpoint, scene_cach
     with pytest.raises(Gen3RError, match="whole clips"):
         bad = merge(data, {"latent_cache": True, "data": {"num_frames": 1}})
         DitTrainer(config_from_dict(DitTrainConfig, bad))
+
+
+def test_training_curves_png(tmp_path):
+    from PIL import Image
+
+    from gen3r.train.curves import plot_runs, read_metrics, smooth
+
+    run = tmp_path / "run"
+    run.mkdir()
+    lines = [json.dumps({"step": i, "loss": 1.0 / i, "lr": 1e-3}) for i in range(1, 30)]
+    (run / "metrics.jsonl").write_text("\n".join(lines) + "\n{\"step\": 3")  # torn last line
+    assert len(read_metrics(run)) == 29
+    np.testing.assert_allclose(smooth([1, 2, 3, 4], 2), [1, 1.5, 2.5, 3.5])
+    png = plot_runs({"run": run}, tmp_path / "curves.png")
+    assert Image.open(png).size[0] > 100

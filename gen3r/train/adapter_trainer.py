@@ -29,7 +29,8 @@ from gen3r.models.vggt import adapter_output_to_tokens, tokens_to_adapter_input
 from gen3r.models.wan_vae import encode_video
 from gen3r.pipeline.pipeline_gen3r import NUM_SPECIAL_TOKENS, module_dtype
 from gen3r.train.config import AdapterTrainConfig
-from gen3r.train.loop import Trainer, TrainResult, freeze, load_module_weights, run_training
+from gen3r.train.loop import (Trainer, TrainResult, freeze, init_posterior_logvar, load_module_weights,
+                              run_training)
 from gen3r.train.losses import adapter_training_loss
 
 logger = logging.getLogger(__name__)
@@ -103,6 +104,8 @@ class AdapterTrainer(Trainer):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.config.seed)
                 adapter = GeometryAdapter.from_config(source.config)
+        if self.config.init_logvar is not None:
+            init_posterior_logvar(adapter.quant_conv, self.config.init_logvar)
         self._forward = AdapterForward(adapter)
         return adapter.float().requires_grad_(True)
 

@@ -127,13 +127,16 @@ class AdapterTrainConfig(TrainConfig):
     ``init``: ``"random"`` (official: a fresh adapter with the checkpoint's adapter config, seeded by
     ``seed``), ``"checkpoint"`` (start from the checkpoint's adapter) or the path of a
     ``save_pretrained`` adapter folder (e.g. ``runs/adapter25/checkpoint-0015000/geo_adapter``, to
-    continue the 25-frame run at 49 frames). ``loss_weights``: the
+    continue the 25-frame run at 49 frames). ``init_logvar``: start the posterior log-variance
+    there (:func:`gen3r.train.loop.init_posterior_logvar`; None: as initialised, official).
+    ``loss_weights``: the
     ``recon``/``similarity``/``kl`` weights of :func:`gen3r.train.losses.adapter_training_loss`.
     """
 
     output_dir: str = "runs/adapter"
     grad_accum_steps: int = 8
     init: str = "random"
+    init_logvar: float | None = None
     loss_weights: dict[str, float] = field(
         default_factory=lambda: {"recon": 0.5, "similarity": 0.1, "kl": 2.0})
     data: DataConfig = field(default_factory=lambda: DataConfig(max_stride=2))
@@ -199,7 +202,8 @@ class VaeTrainConfig(TrainConfig):
     ``model``: ``AutoencoderKLWan`` constructor arguments (``base_dim``, ``dim_mult``, ...).
     ``crop``: side of the random square crop each clip is cut to (the model is fully
     convolutional; None = whole frames). ``kl_weight``/``gradient_weight``: see
-    :func:`gen3r.train.losses.vae_training_loss`.
+    :func:`gen3r.train.losses.vae_training_loss`. ``init_logvar``: initial posterior log-variance
+    (:func:`gen3r.train.loop.init_posterior_logvar`; None keeps the random init).
     """
 
     output_dir: str = "runs/vae"
@@ -207,6 +211,7 @@ class VaeTrainConfig(TrainConfig):
     crop: int | None = 64
     kl_weight: float = 1e-6
     gradient_weight: float = 0.5
+    init_logvar: float | None = -8.0
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(
         lr=5e-4, weight_decay=1e-4, warmup_steps=100, min_lr_ratio=0.05, max_grad_norm=1.0))
     data: DataConfig = field(default_factory=lambda: DataConfig(num_frames=5, height=112, width=112,

@@ -23,7 +23,7 @@ from diffusers import AutoencoderKLWan
 from torch import nn
 
 from gen3r.train.config import VaeTrainConfig
-from gen3r.train.loop import Trainer, TrainResult, run_training, seeded
+from gen3r.train.loop import Trainer, TrainResult, init_posterior_logvar, run_training, seeded
 from gen3r.train.losses import vae_training_loss
 
 logger = logging.getLogger(__name__)
@@ -76,6 +76,8 @@ class VaeTrainer(Trainer):
 
     def build_model(self) -> nn.Module:
         vae = seeded(lambda: AutoencoderKLWan(**self.config.model), self.config.seed).float().requires_grad_(True)
+        if self.config.init_logvar is not None:
+            init_posterior_logvar(vae.quant_conv, self.config.init_logvar)
         self._forward = VaeForward(vae)
         return vae
 

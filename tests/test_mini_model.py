@@ -1,0 +1,104 @@
+"""The embedded mini Gen3R: it loads strictly, it is the default, and it has learned (tests that fail
+on an untrained model: each quality check also runs a randomly initialised mini model and asserts
+that it misses the same threshold)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from gen3r.data.cache import render_seed
+from gen3r.eval.camera_metrics import pose_auc
+from gen3r.eval.image_metrics import psnr
+from gen3r.pipeline import Gen3RPipeline
+from gen3r.pipeline.loading import MINI_MODEL, MINI_MODEL_DIR
+
+#: Fixed dev scenes (seeds 1,000,000 + i: never trained on) and their render settings.
+DEV_SEEDS = (1_000_003, 1_000_006)
+SETTINGS = {"num_frames": 17, "height": 112, "width": 112, "kind": "random", "trajectory": "mixed", "fov_deg": 60.0}
+#: 1view with ground-truth cameras must beat copying frame 0 by this much (dB, mean over the scenes).
+PSNR_MARGIN = 0.5
+#: Camera AUC@30 floor of allview reconstruction (pairs of all scenes pooled).
+AUC_FLOOR = 0.3
+
+
+@pytest.fixture(scope="module")
+def mini():
+    return Gen3RPipeline.from_pretrained(MINI_MODEL)
+
+
+@pytest.fixture(scope="module")
+def untrained():
+    from gen3r.train.mini import fresh_components
+    from gen3r.train.presets import MINI_ARCH, MINI_CALL_DEFAULTS
+
+    pipe = Gen3RPipeline(**fresh_components(MINI_ARCH, seed=0))
+    pipe.call_defaults.update(MINI_CALL_DEFAULTS)
+    return pipe
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return [render_seed(seed, SETTINGS) for seed in DEV_SEEDS]
+
+
+def _frames(scene) -> torch.Tensor:
+    return torch.from_numpy(scene.rgb).permute(0, 3, 1, 2).contiguous()
+
+
+def psnr_gain_over_copy(pipe, scenes) -> float:
+    """Mean over scenes of PSNR(generated) - PSNR(frame 0 copied), frames 1..F-1, 1view + GT cameras."""
+    gains = []
+    for scene in scenes:
+        frames = _frames(scene)
+        out = pipe(frames[None, :1], cameras=scene.cameras, prompt=scene.caption,
+                   generator=torch.Generator().manual_seed(0))
+        generated = out.rgb[0].permute(0, 3, 1, 2).double()
+        target = frames.double()
+        gains.append(float(psnr(generated[1:], target[1:]).mean()
+                           - psnr(target[:1].expand_as(target[1:]), target[1:]).mean()))
+    return float(np.mean(gains))
+
+
+def allview_auc(pipe, scenes) -> float:
+    """Camera AUC@30 of allview reconstruction over the relative poses of all scenes."""
+    from gen3r.eval.camera_metrics import auc_from_errors
+
+    rra, rta = [], []
+    for scene in scenes:
+        out = pipe(_frames(scene)[None], task="allview", generator=torch.Generator().manual_seed(0))
+        extrinsics = out.extrinsics[0].double().numpy()
+        if not np.isfinite(extrinsics).all():
+            return 0.0
+        res = pose_auc(extrinsics, scene.extrinsics.astype(np.float64), max_threshold=30)
+        rra.append(res["rra"])
+        rta.append(res["rta"])
+    return float(auc_from_errors(np.concatenate(rra), np.concatenate(rta), 30))
+
+
+def test_shipped_weights_load_strictly_and_fit_the_budget(mini):
+    files = list(MINI_MODEL_DIR.rglob("*.safetensors"))
+    assert {f.parent.name for f in files} == {"text_encoder", "clip_image_encoder", "transformer", "wan_vae",
+                                             "geo_adapter", "vggt"}
+    assert sum(f.stat().st_size for f in files) <= 30 * 2**20
+    index = json.loads((MINI_MODEL_DIR / "model_index.json").read_text())
+    assert index["_gen3r_call_defaults"]["num_frames"] == 17
+    assert mini.checkpoint_path == MINI_MODEL and mini.call_defaults["height"] == 112
+    assert all(p.dtype == torch.float32 for p in mini.transformer.parameters())  # upcast from the fp16 files
+
+
+def test_1view_beats_copying_the_first_frame(mini, untrained, scenes):
+    gain = psnr_gain_over_copy(mini, scenes)
+    assert gain >= PSNR_MARGIN, f"trained mini model: {gain:.2f} dB over copying frame 0"
+    random_gain = psnr_gain_over_copy(untrained, scenes)
+    assert random_gain < PSNR_MARGIN, f"an untrained model passes too: {random_gain:.2f} dB"
+
+
+def test_allview_reconstruction_finds_the_cameras(mini, untrained, scenes):
+    auc = allview_auc(mini, scenes)
+    assert auc >= AUC_FLOOR, f"trained mini model: AUC@30 {auc:.3f}"
+    random_auc = allview_auc(untrained, scenes)
+    assert random_auc < AUC_FLOOR, f"an untrained model passes too: AUC@30 {random_auc:.3f}"
