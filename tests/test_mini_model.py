@@ -102,3 +102,41 @@ def test_allview_reconstruction_finds_the_cameras(mini, untrained, scenes):
     assert auc >= AUC_FLOOR, f"trained mini model: AUC@30 {auc:.3f}"
     random_auc = allview_auc(untrained, scenes)
     assert random_auc < AUC_FLOOR, f"an untrained model passes too: AUC@30 {random_auc:.3f}"
+
+
+# ------------------------------------------------------------------------------ the default model
+
+def test_generate_and_reconstruct_default_to_the_mini_model(tmp_path, scenes):
+    from PIL import Image
+
+    from gen3r.cli.main import main
+
+    image = tmp_path / "first.png"
+    Image.fromarray(scenes[0].rgb[0].__mul__(255).round().astype(np.uint8)).save(image)
+    out = tmp_path / "gen"
+    assert main(["generate", str(image), "--camera", "orbit_left", "--steps", "4", "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())["settings"]
+    assert config["checkpoint"] == MINI_MODEL and config["task"] == "1view"
+    assert (config["frames"], config["height"], config["width"]) == (17, 112, 112)
+    assert {"rgb.mp4", "depth.npz", "points.ply", "scene.glb", "cameras.json"} <= {p.name for p in out.iterdir()}
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, rgb in enumerate(scenes[0].rgb):
+        Image.fromarray((rgb * 255).round().astype(np.uint8)).save(frames / f"{i:03d}.png")
+    rec = tmp_path / "rec"
+    assert main(["reconstruct", str(frames), "--mode", "vae", "--out", str(rec)]) == 0
+    assert json.loads((rec / "config.json").read_text())["settings"]["checkpoint"] == MINI_MODEL
+
+
+def test_demo_writes_every_output(tmp_path, capsys):
+    from gen3r.cli.main import main
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--steps", "4", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "gen3r view" in printed and str(out) in printed
+    names = {p.name for p in out.iterdir()}
+    assert {"rgb.mp4", "depth.npz", "depth.mp4", "points.ply", "scene.glb", "cameras.json", "colmap",
+            "transforms.json", "images", "config.json"} <= names
+    config = json.loads((out / "config.json").read_text())["settings"]
+    assert config["command"] == "demo" and config["checkpoint"] == MINI_MODEL

@@ -118,7 +118,7 @@ def run_reconstruct(args: argparse.Namespace) -> int:
                                generator=torch.Generator().manual_seed(args.seed))
     export_scene(args.out, rgb=result.rgb, depth=result.depth, world_points=result.world_points,
                  cameras=result.cameras, depth_conf=result.depth_conf, point_mask=result.point_mask,
-                 settings=_settings(args, windows=result.windows), fps=args.fps,
+                 settings=_settings(args, task="allview", windows=result.windows), fps=args.fps,
                  remove_far_points=args.remove_far_points, overwrite=args.overwrite)
     print(f"wrote {args.out}")
     return 0

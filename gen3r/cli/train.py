@@ -39,6 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, default=None, help="output folder (overrides 'output_dir')")
     parser.add_argument("--max-steps", type=positive_int, default=None,
                         help="optimizer steps (overrides 'max_steps'; also sets the schedule length)")
+    parser.add_argument("--stop-at", type=positive_int, default=None,
+                        help="stop (with a checkpoint) at this step without changing the schedule")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the newest checkpoint-<step> in the output folder")
     parser.set_defaults(func=run)
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_dict(config_cls, data)
     try:
-        result = train(config, resume=args.resume)
+        result = train(config, resume=args.resume, max_steps=args.stop_at)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

@@ -180,15 +180,17 @@ class VggtTrainConfig(TrainConfig):
     """Base model: a VGGT-style reconstruction model trained from scratch on ground truth (mini scale).
 
     ``model``: :class:`gen3r.models.vggt.VGGT` constructor arguments (sizes). ``loss_weights``:
-    ``camera``, ``depth``, ``point`` weights, the confidence regulariser ``alpha`` and the
-    ``gradient`` term weight of :func:`gen3r.train.losses.vggt_training_loss`. Ground truth comes
+    ``camera``, ``depth``, ``point`` weights, the confidence regulariser ``alpha``, the
+    ``gradient`` term weight and the camera loss's ``translation`` weight of
+    :func:`gen3r.train.losses.vggt_training_loss`. Ground truth comes
     from a scene cache (``data.cache``) or procedural scenes rendered at the training size.
     """
 
     output_dir: str = "runs/vggt"
     model: dict[str, Any] = field(default_factory=dict)
     loss_weights: dict[str, float] = field(
-        default_factory=lambda: {"camera": 5.0, "depth": 1.0, "point": 1.0, "alpha": 0.2, "gradient": 1.0})
+        default_factory=lambda: {"camera": 5.0, "depth": 1.0, "point": 1.0, "alpha": 0.2, "gradient": 1.0,
+                                 "translation": 1.0})
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(
         lr=3e-4, weight_decay=0.05, warmup_steps=100, min_lr_ratio=0.05, max_grad_norm=1.0))
     data: DataConfig = field(default_factory=lambda: DataConfig(num_frames=9, height=112, width=112,
@@ -329,8 +331,8 @@ def validate(config: TrainConfig) -> TrainConfig:
         _check_range(not config.latent_cache or (d.cache is not None and d.max_stride == 1),
                      "latent_cache needs a scene cache (data.cache) and whole clips (data.max_stride 1)")
     if isinstance(config, VggtTrainConfig):
-        _check_range(set(config.loss_weights) <= {"camera", "depth", "point", "alpha", "gradient"},
-                     f"loss_weights keys must be camera, depth, point, alpha, gradient; "
+        _check_range(set(config.loss_weights) <= {"camera", "depth", "point", "alpha", "gradient", "translation"},
+                     f"loss_weights keys must be camera, depth, point, alpha, gradient, translation; "
                      f"got {sorted(config.loss_weights)}")
     if isinstance(config, VaeTrainConfig):
         _check_range(config.crop is None or (config.crop > 0 and config.crop % 8 == 0

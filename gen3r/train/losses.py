@@ -254,18 +254,20 @@ def vggt_training_loss(pred_pose_iters: Sequence[torch.Tensor], target_pose: tor
                        pred_depth: torch.Tensor, depth_conf: torch.Tensor, target_depth: torch.Tensor,
                        pred_points: torch.Tensor, points_conf: torch.Tensor, target_points: torch.Tensor,
                        valid: torch.Tensor, *, camera_weight: float = 5.0, depth_weight: float = 1.0,
-                       point_weight: float = 1.0, alpha: float = 0.2,
-                       gradient_weight: float = 1.0) -> dict[str, torch.Tensor]:
+                       point_weight: float = 1.0, alpha: float = 0.2, gradient_weight: float = 1.0,
+                       translation_weight: float = 1.0) -> dict[str, torch.Tensor]:
     """VGGT's training objective against ground truth (VGGT paper, section 3.3).
 
     Camera: :func:`camera_consistency_loss` of every refinement iteration against the ground-truth
-    pose encoding ``target_pose`` (B, F, 9). Depth (B, F, H, W, 1) and points (B, F, H, W, 3):
+    pose encoding ``target_pose`` (B, F, 9) (its translation term weighted ``translation_weight``).
+    Depth (B, F, H, W, 1) and points (B, F, H, W, 3):
     :func:`aleatoric_regression_loss` with their confidences. Ground truth is in the normalised
     scene units of :func:`gen3r.train.vggt_trainer.normalise_scene`. Returns every term and ``loss``.
     """
     depth = aleatoric_regression_loss(pred_depth, target_depth, depth_conf, valid, alpha, gradient_weight)
     points = aleatoric_regression_loss(pred_points, target_points, points_conf, valid, alpha, gradient_weight)
-    camera = camera_consistency_loss(list(pred_pose_iters), [target_pose] * len(pred_pose_iters))
+    camera = camera_consistency_loss(list(pred_pose_iters), [target_pose] * len(pred_pose_iters),
+                                     weight_t=translation_weight)
     terms = {"camera": camera, "depth": depth["regression"], "depth_grad": depth["gradient"],
              "point": points["regression"], "point_grad": points["gradient"]}
     terms["loss"] = camera_weight * camera + depth_weight * depth["total"] + point_weight * points["total"]

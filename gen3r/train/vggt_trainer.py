@@ -112,7 +112,7 @@ class VggtTrainer(Trainer):
             out["pose_enc_list"], t.pose, out["depth"], out["depth_conf"], t.depth, out["world_points"],
             out["world_points_conf"], t.points, t.valid, camera_weight=w.get("camera", 5.0),
             depth_weight=w.get("depth", 1.0), point_weight=w.get("point", 1.0), alpha=w.get("alpha", 0.2),
-            gradient_weight=w.get("gradient", 1.0))
+            gradient_weight=w.get("gradient", 1.0), translation_weight=w.get("translation", 1.0))
 
 
 def train_vggt(config: VggtTrainConfig | str | Path, *, pipeline=None, resume: bool = False,
