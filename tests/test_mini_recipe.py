@@ -204,3 +204,33 @@ def test_training_curves_png(tmp_path):
     np.testing.assert_allclose(smooth([1, 2, 3, 4], 2), [1, 1.5, 2.5, 3.5])
     png = plot_runs({"run": run}, tmp_path / "curves.png")
     assert Image.open(png).size[0] > 100
+
+
+def test_stop_at_keeps_the_schedule(tmp_path):
+    full, split = tmp_path / "full", tmp_path / "split"
+    assert gen3r(["train", "vae", "--preset", "smoke", "--out", str(full)]) == 0
+    assert gen3r(["train", "vae", "--preset", "smoke", "--out", str(split), "--stop-at", "2"]) == 0
+    assert [r["step"] for r in _records(split)] == [1, 2]
+    assert gen3r(["train", "vae", "--preset", "smoke", "--out", str(split), "--resume"]) == 0
+    assert [r["lr"] for r in _records(split)] == [r["lr"] for r in _records(full)]
+
+
+def test_assemble_takes_trained_components(smoke_checkpoint, tmp_path):
+    from gen3r.pipeline import Gen3RPipeline
+    from gen3r.train.mini import load_trained
+
+    run = tmp_path / "vggt"
+    assert gen3r(["train", "vggt", "--preset", "smoke", "--out", str(run), "--max-steps", "1"]) == 0
+    out = tmp_path / "assembled"
+    assert gen3r(["assemble", str(out), "--base", str(smoke_checkpoint), "--vggt", str(run), "--fp16"]) == 0
+    pipe = Gen3RPipeline.from_pretrained(out, torch_dtype=torch.float32)
+    trained = load_trained("vggt", run)
+    for (name, a), b in zip(pipe.vggt.state_dict().items(), trained.state_dict().values()):
+        torch.testing.assert_close(a, b.half().float(), msg=name)
+    base = Gen3RPipeline.from_pretrained(smoke_checkpoint)
+    torch.testing.assert_close(pipe.transformer.proj_out.weight, base.transformer.proj_out.weight.half().float())
+    assert pipe.call_defaults == base.call_defaults
+    with pytest.raises(Gen3RError, match="needs --cache"):
+        from gen3r.train.mini import assemble
+
+        assemble(tmp_path / "x", base=smoke_checkpoint, trained={"vae": run})

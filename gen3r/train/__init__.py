@@ -1,8 +1,11 @@
-"""Training code for Gen3R: stage 1 (geometry adapter) and stage 2 (DiT fine-tune).
+"""Training code for Gen3R: the base models at mini scale (VGGT, Wan VAE), stage 1 (geometry
+adapter) and stage 2 (joint DiT).
 
-:mod:`gen3r.train.losses` holds the stage-1 losses as pure functions; :mod:`gen3r.train.config`
-the JSON configs; :mod:`gen3r.train.data` the datasets; :mod:`gen3r.train.adapter_trainer` and
-:mod:`gen3r.train.dit_trainer` the two stages (shared loop in :mod:`gen3r.train.loop`).
+:mod:`gen3r.train.losses` holds the losses as pure functions; :mod:`gen3r.train.config` the JSON
+configs and :mod:`gen3r.train.presets` the named ones; :mod:`gen3r.train.data` the datasets;
+:mod:`gen3r.train.vggt_trainer`, :mod:`gen3r.train.vae_trainer`, :mod:`gen3r.train.adapter_trainer`
+and :mod:`gen3r.train.dit_trainer` the stages (shared loop in :mod:`gen3r.train.loop`);
+:mod:`gen3r.train.mini` assembles the mini model from them.
 """
 
 from __future__ import annotations
@@ -17,11 +20,18 @@ from gen3r.train.losses import (
     image_token_loss,
     kl_alignment_loss,
     point_consistency_loss,
+    vae_training_loss,
+    vggt_training_loss,
 )
 
 __all__ = [
     "AdapterTrainConfig",
     "AdapterTrainer",
+    "CachedSceneDataset",
+    "VaeTrainConfig",
+    "VaeTrainer",
+    "VggtTrainConfig",
+    "VggtTrainer",
     "DitTrainConfig",
     "DitTrainer",
     "OfficialLayoutDataset",
@@ -40,11 +50,18 @@ __all__ = [
     "point_consistency_loss",
     "train_adapter",
     "train_dit",
+    "train_vae",
+    "train_vggt",
+    "vae_training_loss",
+    "vggt_training_loss",
 ]
 
 _LAZY = {
     "AdapterTrainConfig": "gen3r.train.config", "DitTrainConfig": "gen3r.train.config",
-    "load_config": "gen3r.train.config",
+    "load_config": "gen3r.train.config", "VggtTrainConfig": "gen3r.train.config",
+    "VaeTrainConfig": "gen3r.train.config", "CachedSceneDataset": "gen3r.train.data",
+    "VggtTrainer": "gen3r.train.vggt_trainer", "train_vggt": "gen3r.train.vggt_trainer",
+    "VaeTrainer": "gen3r.train.vae_trainer", "train_vae": "gen3r.train.vae_trainer",
     "OfficialLayoutDataset": "gen3r.train.data", "ProceduralDataset": "gen3r.train.data",
     "WeightedMultiDataset": "gen3r.train.data",
     "AdapterTrainer": "gen3r.train.adapter_trainer", "train_adapter": "gen3r.train.adapter_trainer",

@@ -138,6 +138,8 @@ def assemble(out: str | Path, *, base: str | Path | None = None, trained: Mappin
     unknown = sorted(set(trained) - set(TRAINED))
     if unknown:
         raise Gen3RError(f"unknown trained stage(s) {unknown}; use {', '.join(TRAINED)}")
+    if "vae" in trained and cache is None:
+        raise Gen3RError("a trained VAE needs --cache (the scene cache its latent statistics are fitted on)")
     if base is not None:
         base_pipe = Gen3RPipeline.from_pretrained(base, torch_dtype=torch.float32)
         components = dict(base_pipe.components)
@@ -147,8 +149,6 @@ def assemble(out: str | Path, *, base: str | Path | None = None, trained: Mappin
     for stage, path in trained.items():
         components[TRAINED[stage]] = load_trained(TRAINED[stage], path).eval()
     if "vae" in trained:
-        if cache is None:
-            raise Gen3RError("a trained VAE needs --cache (the scene cache its latent statistics are fitted on)")
         calibrate_latents(components["wan_vae"], calibration_clips(cache))
     pipe = Gen3RPipeline(**components)
     pipe.call_defaults.update(MINI_CALL_DEFAULTS if call_defaults is None else call_defaults)
