@@ -27,7 +27,7 @@ wait
 $G assemble runs/mini/base --vggt runs/mini/vggt --vae runs/mini/vae --cache runs/cache/train --overwrite
 # 4. geometry adapter with the KL alignment to the mini VAE posterior
 $G train adapter --preset mini $(resume runs/mini/adapter)
-# 5. joint DiT (latents of the first 1500 scenes encoded once)
+# 5. joint DiT (latents of the first 640 scenes encoded once)
 $G train dit --preset mini $(resume runs/mini/dit)
 # 6. the shipped model
 $G assemble gen3r/assets/gen3r-mini --base runs/mini/base --adapter runs/mini/adapter --dit runs/mini/dit \

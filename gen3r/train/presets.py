@@ -121,9 +121,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "dit": {
         "smoke": {**_SMOKE_RUN, "gradient_checkpointing": False, "data": {**_SMOKE_DATA, "max_stride": 1}},
         "mini": {"output_dir": "runs/mini/dit", "checkpoint": MINI_BASE, "adapter_path": "runs/mini/adapter",
-                 "max_steps": 2500, "save_every": 250, "log_every": 10, "grad_accum_steps": 1,
+                 "max_steps": 1500, "save_every": 250, "log_every": 10, "grad_accum_steps": 1,
                  "gradient_checkpointing": False, "latent_cache": True,
-                 "data": {"cache": MINI_CACHE, "max_scenes": 1500, "num_frames": MINI_FRAMES, "height": MINI_SIZE,
+                 "data": {"cache": MINI_CACHE, "max_scenes": 640, "num_frames": MINI_FRAMES, "height": MINI_SIZE,
                           "width": MINI_SIZE, "max_stride": 1, "batch_size": 4},
                  "optim": {"lr": 5e-4, "weight_decay": 0.01, "eps": 1e-8, "warmup_steps": 200, "min_lr_ratio": 0.05,
                            "max_grad_norm": 1.0, "initial_grad_norm_ratio": 1.0}},
