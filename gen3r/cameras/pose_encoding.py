@@ -17,6 +17,7 @@ direction picks the best-conditioned of four candidates and returns ``w >= 0``.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -32,6 +33,13 @@ __all__ = [
 
 #: Smallest field of view (radians) turned into a focal length by :func:`pose_encoding_to_extri_intri`.
 MIN_FOV = 1e-6
+
+
+def _focal(size: int, fov: torch.Tensor) -> torch.Tensor:
+    """``(size / 2) / tan(fov / 2)``; a field of view of exactly 0 (VGGT's ReLU'd FoV of an untrained
+    head) gives the focal length of :data:`MIN_FOV` instead of infinity (other values unchanged)."""
+    focal = (size / 2.0) / torch.tan(fov / 2.0)
+    return torch.where(torch.isinf(focal), torch.full_like(focal, (size / 2.0) / float(np.tan(MIN_FOV / 2.0))), focal)
 
 
 def quaternion_to_matrix(quaternions: torch.Tensor) -> torch.Tensor:
@@ -140,10 +148,8 @@ def pose_encoding_to_extri_intri(pose_encoding: torch.Tensor,
     translation = pose_encoding[..., :3]
     rotation = quaternion_to_matrix(pose_encoding[..., 3:7])
     extrinsics = torch.cat([rotation, translation[..., None]], -1)
-    # A field of view of exactly 0 (VGGT's ReLU'd FoV of an untrained head) would give an infinite
-    # focal length; it is floored at MIN_FOV, far below any real camera's (no effect otherwise).
-    fy = (height / 2.0) / torch.tan(pose_encoding[..., 7].clamp(min=MIN_FOV) / 2.0)
-    fx = (width / 2.0) / torch.tan(pose_encoding[..., 8].clamp(min=MIN_FOV) / 2.0)
+    fy = _focal(height, pose_encoding[..., 7])
+    fx = _focal(width, pose_encoding[..., 8])
     intrinsics = torch.zeros(pose_encoding.shape[:-1] + (3, 3), dtype=torch.float32, device=pose_encoding.device)
     intrinsics[..., 0, 0] = fx
     intrinsics[..., 1, 1] = fy
