@@ -164,6 +164,13 @@ class CachedScene:
     trajectory: str
     captions: list[str]
 
+    def frames(self, indices=None):
+        """Frames ``indices`` (default all) as a torch tensor (n, 3, H, W) float32 in [0, 1]."""
+        import torch
+
+        rgb = self.rgb if indices is None else self.rgb[indices]
+        return torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(0, 3, 1, 2).contiguous()
+
     @property
     def cameras(self):
         """:class:`gen3r.cameras.Cameras` of the frames (torch float32)."""

@@ -271,7 +271,7 @@ class CachedSceneDataset(Dataset):
     def load(self, index: int, rng: np.random.Generator) -> dict[str, Any]:
         scene = self.cache[index]
         chosen = select_frames(len(scene.rgb), self.num_frames, self.max_stride, rng)
-        frames = torch.from_numpy(scene.rgb[chosen].astype(np.float32) / 255.0).permute(0, 3, 1, 2).contiguous()
+        frames = scene.frames(chosen)
         depth = torch.from_numpy(scene.depth[chosen].astype(np.float32))
         return {"frames": frames, "cameras": scene.cameras.index(chosen).relative_to_first(), "depth": depth,
                 "caption": _pick_caption(scene.captions, rng), "source": f"cache/{scene.seed}", "scene": index}

@@ -98,8 +98,7 @@ class LatentCache:
             parts: dict[str, list[np.ndarray]] = {}
             for i in range(start, stop, batch_size):
                 idx = range(i, min(i + batch_size, stop))
-                clips = torch.stack([torch.from_numpy(np.asarray(scenes[j].rgb, dtype=np.float32) / 255.0)
-                                     for j in idx]).permute(0, 1, 4, 2, 3)
+                clips = torch.stack([scenes[j].frames() for j in idx])
                 for name, (mean, logvar) in encode_posteriors(pipe, clips).items():
                     parts.setdefault(f"{name}_mean", []).append(mean.float().cpu().numpy())
                     parts.setdefault(f"{name}_logvar", []).append(logvar.float().cpu().numpy())

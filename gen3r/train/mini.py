@@ -112,8 +112,7 @@ def calibration_clips(cache: str | Path, num_scenes: int = CALIBRATION_SCENES):
     frames = scenes.settings["num_frames"]
     usable = frames - (frames - 1) % 4  # the VAE takes 4k+1 frames
     for i in range(min(num_scenes, len(scenes))):
-        rgb = np.asarray(scenes[i].rgb[:usable], dtype=np.float32) / 255.0
-        yield torch.from_numpy(rgb).permute(0, 3, 1, 2)[None]
+        yield scenes[i].frames(slice(0, usable))[None]
 
 
 def assemble(out: str | Path, *, base: str | Path | None = None, trained: Mapping[str, str | Path] | None = None,
