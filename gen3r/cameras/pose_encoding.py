@@ -37,8 +37,14 @@ MIN_FOV = 1e-6
 
 def _focal(size: int, fov: torch.Tensor) -> torch.Tensor:
     """``(size / 2) / tan(fov / 2)``; a field of view of exactly 0 (VGGT's ReLU'd FoV of an untrained
-    head) gives the focal length of :data:`MIN_FOV` instead of infinity (other values unchanged)."""
-    focal = (size / 2.0) / torch.tan(fov / 2.0)
+    head) gives the focal length of :data:`MIN_FOV` instead of infinity (other values unchanged).
+
+    The tangent is evaluated in float64 and rounded to ``fov``'s dtype: the correctly rounded value, the
+    same on every CPU (vectorised float32 ``tan`` kernels differ by an ulp between machines), and the
+    value the official float32 code produced for the fixtures."""
+    wide = torch.float32 if fov.device.type == "mps" else torch.float64  # MPS has no float64
+    tangent = torch.tan(fov.to(wide) / 2.0).to(fov.dtype)
+    focal = (size / 2.0) / tangent
     return torch.where(torch.isinf(focal), torch.full_like(focal, (size / 2.0) / float(np.tan(MIN_FOV / 2.0))), focal)
 
 
