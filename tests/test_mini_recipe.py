@@ -234,3 +234,31 @@ def test_assemble_takes_trained_components(smoke_checkpoint, tmp_path):
         from gen3r.train.mini import assemble
 
         assemble(tmp_path / "x", base=smoke_checkpoint, trained={"vae": run})
+
+
+@pytest.mark.parametrize("stage,component", [("vggt", "vggt"), ("vae", "wan_vae")])
+def test_base_model_run_starts_from_trained_weights(stage, component, tmp_path, capsys):
+    from gen3r.train.mini import load_trained
+
+    first = tmp_path / "first"
+    assert gen3r(["train", stage, "--preset", "smoke", "--out", str(first), "--max-steps", "1"]) == 0
+    config = tmp_path / "next.json"
+    config.write_text(json.dumps({"init": str(first), "optim": {"lr": 1e-20, "weight_decay": 0.0}}))
+    second = tmp_path / "second"
+    assert gen3r(["train", stage, "--preset", "smoke", "--config", str(config), "--out", str(second),
+                  "--max-steps", "1"]) == 0
+    assert _records(second)[0]["step"] == 1  # a new run: its own step count and schedule
+    # lr ~0: the second run still holds the first run's trained weights (not the seeded random init)
+    before, after = load_trained(component, first), load_trained(component, second)
+    for (name, a), b in zip(before.state_dict().items(), after.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12, msg=name)
+    capsys.readouterr()
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"init": str(first), "model": {"embed_dim" if stage == "vggt" else "base_dim": 32}}))
+    assert gen3r(["train", stage, "--preset", "smoke", "--config", str(other), "--out", str(tmp_path / "bad"),
+                  "--max-steps", "1"]) == 2
+    assert "architecture must match" in capsys.readouterr().err
+    other.write_text(json.dumps({"init": str(tmp_path / "nothing")}))
+    assert gen3r(["train", stage, "--preset", "smoke", "--config", str(other), "--out", str(tmp_path / "bad"),
+                  "--max-steps", "1"]) == 2
+    assert f"holds no trained {component}" in capsys.readouterr().err

@@ -53,6 +53,7 @@ from PIL import Image
 from scipy.spatial.transform import Rotation
 
 from gen3r.errors import Gen3RError
+from gen3r.io.images import image_size, read_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -114,21 +115,7 @@ def _read_json(path: Path) -> object:
 
 
 def _read_rgb(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-    except FileNotFoundError as exc:
-        raise Gen3RError(f"frame {path} does not exist; the dataset is incomplete") from exc
-    except OSError as exc:
-        raise Gen3RError(f"cannot read image {path} ({exc}); re-extract the frames") from exc
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    try:
-        with Image.open(path) as img:
-            return img.size
-    except OSError as exc:
-        raise Gen3RError(f"cannot read image {path} ({exc}); check the frames folder") from exc
+    return read_rgb(path, "frame", "re-extract the frames (a missing one means the dataset is incomplete)")
 
 
 def _read_png16(path: Path) -> np.ndarray:
@@ -272,7 +259,7 @@ class RealEstate10KReader(SequenceReader):
                 raise Gen3RError(f"RealEstate10K: line {n + 2} of {path} has {len(parts)} fields, expected 19")
             ts = parts[0]
             image = _find_image(self.frames_dir / name, ts)
-            w, h = _image_size(image)
+            w, h = image_size(image)
             fx, fy, cx, cy = (float(v) for v in parts[1:5])
             out.append(_Frame(image=image, w2c=_pose_4x4([float(v) for v in parts[7:19]], str(path)),
                               K=_intrinsics(fx * w, fy * h, cx * w, cy * h), frame_id=ts,

@@ -23,23 +23,19 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 
 
 def read_image(path: str | Path) -> torch.Tensor:
-    """Read one image file as (3, H, W) float32 in [0, 1] (RGB; alpha dropped)."""
-    from PIL import Image, UnidentifiedImageError
+    """Read one image file as (3, H, W) float32 in [0, 1], upright (EXIF orientation applied,
+    16-bit scaled, alpha composited over white: :mod:`gen3r.io.images`)."""
+    from gen3r.io.images import read_rgb
 
-    path = Path(path)
-    if not path.is_file():
-        raise Gen3RError(f"image {path} does not exist; check the path")
-    try:
-        with Image.open(path) as img:
-            arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise Gen3RError(f"cannot read image {path} ({exc}); pass a valid PNG/JPEG file") from exc
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255.0
+    return torch.from_numpy(read_rgb(path)).permute(2, 0, 1).contiguous()
 
 
 def read_video(path: str | Path, max_frames: int | None = None) -> torch.Tensor:
-    """Read a video file (any format PyAV decodes) as (F, 3, H, W) float32 in [0, 1]."""
+    """Read a video file (any format PyAV decodes) as (F, 3, H, W) float32 in [0, 1], with its
+    display rotation applied (phone videos)."""
     import av
+
+    from gen3r.io.images import upright_video_frame
 
     path = Path(path)
     if not path.is_file():
@@ -48,7 +44,7 @@ def read_video(path: str | Path, max_frames: int | None = None) -> torch.Tensor:
     try:
         with av.open(str(path)) as container:
             for frame in container.decode(video=0):
-                frames.append(frame.to_ndarray(format="rgb24"))
+                frames.append(upright_video_frame(frame))
                 if max_frames is not None and len(frames) >= max_frames:
                     break
     except (av.error.FFmpegError, IndexError, ValueError) as exc:
@@ -126,8 +122,9 @@ def as_frames(images: torch.Tensor | Sequence, height: int, width: int) -> torch
             elif isinstance(item, torch.Tensor):
                 frames.append(item.float())
             else:  # PIL image
-                arr = np.asarray(item.convert("RGB"), dtype=np.uint8)
-                frames.append(torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255.0)
+                from gen3r.io.images import pil_to_rgb
+
+                frames.append(torch.from_numpy(pil_to_rgb(item)).permute(2, 0, 1).contiguous())
         if not frames:
             raise Gen3RError("no input images given; pass 1 image, 2 images or a video")
         frames = [resize_and_center_crop(f, height, width) for f in frames]

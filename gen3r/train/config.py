@@ -184,10 +184,13 @@ class VggtTrainConfig(TrainConfig):
     ``gradient`` term weight and the camera loss's ``translation`` weight of
     :func:`gen3r.train.losses.vggt_training_loss`. Ground truth comes
     from a scene cache (``data.cache``) or procedural scenes rendered at the training size.
+    ``init``: ``"random"`` (seeded by ``seed``) or trained weights to start from (a ``vggt`` folder,
+    a checkpoint or a run folder; same ``model`` sizes): a new run from step 0 with its own schedule.
     """
 
     output_dir: str = "runs/vggt"
     model: dict[str, Any] = field(default_factory=dict)
+    init: str = "random"
     loss_weights: dict[str, float] = field(
         default_factory=lambda: {"camera": 5.0, "depth": 1.0, "point": 1.0, "alpha": 0.2, "gradient": 1.0,
                                  "translation": 1.0})
@@ -205,11 +208,14 @@ class VaeTrainConfig(TrainConfig):
     ``crop``: side of the random square crop each clip is cut to (the model is fully
     convolutional; None = whole frames). ``kl_weight``/``gradient_weight``: see
     :func:`gen3r.train.losses.vae_training_loss`. ``init_logvar``: initial posterior log-variance
-    (:func:`gen3r.train.loop.init_posterior_logvar`; None keeps the random init).
+    (:func:`gen3r.train.loop.init_posterior_logvar`; None keeps the random init). ``init``:
+    ``"random"`` or trained weights to start from (a ``wan_vae`` folder, a checkpoint or a run
+    folder; same ``model`` sizes; ``init_logvar`` is then not applied): a new run from step 0.
     """
 
     output_dir: str = "runs/vae"
     model: dict[str, Any] = field(default_factory=dict)
+    init: str = "random"
     crop: int | None = 64
     kl_weight: float = 1e-6
     gradient_weight: float = 0.5

@@ -151,6 +151,21 @@ def seeded(build: Callable[[], T], seed: int) -> T:
         return build()
 
 
+def initial_weights(build: Callable[[], T], seed: int, init: str, component: str) -> T:
+    """The model a base-model stage starts from: ``build()`` seeded by ``seed`` (``init ==
+    "random"``), or with the weights of a trained ``component`` loaded strictly from ``init`` (its
+    folder, a ``checkpoint-<step>`` folder or a run folder: the newest checkpoint). A run that
+    starts from trained weights still starts at step 0, with a fresh optimiser and schedule."""
+    model = seeded(build, seed)
+    if init != "random":
+        from gen3r.train.stages import resolve_component
+
+        folder = resolve_component(init, component)
+        logger.info("%s starts from %s", component, folder)
+        load_module_weights(model, folder, f"{component} ({folder}; its architecture must match `model`)")
+    return model
+
+
 def init_posterior_logvar(quant_conv: nn.Module, value: float) -> None:
     """Set the log-variance half of a VAE's ``quant_conv`` bias (output ``[mean | logvar]``) to
     ``value`` and zero the matching weights, in place.

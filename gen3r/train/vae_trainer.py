@@ -23,7 +23,7 @@ from diffusers import AutoencoderKLWan
 from torch import nn
 
 from gen3r.train.config import VaeTrainConfig
-from gen3r.train.loop import Trainer, TrainResult, init_posterior_logvar, run_training, seeded
+from gen3r.train.loop import Trainer, TrainResult, init_posterior_logvar, initial_weights, run_training
 from gen3r.train.losses import vae_training_loss
 
 logger = logging.getLogger(__name__)
@@ -75,8 +75,9 @@ class VaeTrainer(Trainer):
     config: VaeTrainConfig
 
     def build_model(self) -> nn.Module:
-        vae = seeded(lambda: AutoencoderKLWan(**self.config.model), self.config.seed).float().requires_grad_(True)
-        if self.config.init_logvar is not None:
+        vae = initial_weights(lambda: AutoencoderKLWan(**self.config.model), self.config.seed, self.config.init,
+                              "wan_vae").float().requires_grad_(True)
+        if self.config.init_logvar is not None and self.config.init == "random":
             init_posterior_logvar(vae.quant_conv, self.config.init_logvar)
         self._forward = VaeForward(vae)
         return vae

@@ -25,7 +25,7 @@ from gen3r.cameras import Cameras, extri_intri_to_pose_encoding
 from gen3r.errors import Gen3RError
 from gen3r.models.vggt import VGGT
 from gen3r.train.config import VggtTrainConfig
-from gen3r.train.loop import Trainer, TrainResult, run_training, seeded
+from gen3r.train.loop import Trainer, TrainResult, initial_weights, run_training
 from gen3r.train.losses import vggt_training_loss
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,8 @@ class VggtTrainer(Trainer):
     config: VggtTrainConfig
 
     def build_model(self) -> nn.Module:
-        return seeded(lambda: VGGT(**self.config.model), self.config.seed).float().requires_grad_(True)
+        return initial_weights(lambda: VGGT(**self.config.model), self.config.seed, self.config.init,
+                               "vggt").float().requires_grad_(True)
 
     @torch.no_grad()
     def prepare(self, batch: dict[str, Any], micro_step: int) -> VggtTargets:
