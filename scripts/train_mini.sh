@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The mini Gen3R recipe, in the method's order (docs/mini-model.md). Every stage resumes from its
 # newest checkpoint when run again, so the script can be restarted after any stop.
-#   bash scripts/train_mini.sh            # everything, ~2.5 h on 2 CPU cores
+#   bash scripts/train_mini.sh            # everything, ~4.5 h on 2 CPU cores
 # Runs live in runs/ (git-ignored); the result is written to gen3r/assets/gen3r-mini (float16).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -29,6 +29,13 @@ $G assemble runs/mini/base --vggt runs/mini/vggt --vae runs/mini/vae --cache run
 $G train adapter --preset mini $(resume runs/mini/adapter)
 # 5. joint DiT (latents of the first 640 scenes encoded once)
 $G train dit --preset mini $(resume runs/mini/dit)
-# 6. the shipped model
-$G assemble gen3r/assets/gen3r-mini --base runs/mini/base --adapter runs/mini/adapter --dit runs/mini/dit \
+# 6. second pass: the VAE refined (a new run from its weights), then the adapter and the DiT continued
+#    on it from their first-pass weights (docs/mini-model.md says why)
+$G train vae --preset mini-refine $(resume runs/mini/vae2)
+$G assemble runs/mini/base2 --base runs/mini/base --vae runs/mini/vae2 --adapter runs/mini/adapter \
+    --dit runs/mini/dit --cache runs/cache/train --overwrite
+$G train adapter --preset mini-refine $(resume runs/mini/adapter2)
+$G train dit --preset mini-refine $(resume runs/mini/dit2)
+# 7. the shipped model
+$G assemble gen3r/assets/gen3r-mini --base runs/mini/base2 --adapter runs/mini/adapter2 --dit runs/mini/dit2 \
     --fp16 --overwrite

@@ -55,3 +55,39 @@ def test_bad_cli_args_exit_2(tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(["cameras", "make", "zoom_in", str(tmp_path / "x.json"), "--frames", "-3"])
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("fov", ["200", "180", "0", "-10", "nan", "inf"])
+def test_make_refuses_an_impossible_field_of_view(tmp_path, capsys, fov):
+    with pytest.raises(SystemExit) as exc:
+        main(["cameras", "make", "zoom_in", str(tmp_path / "x.json"), f"--fov={fov}"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "between 0 and 180" in err or "finite" in err or "a number" in err
+    assert "focal" not in err and not (tmp_path / "x.json").exists()
+
+
+def test_make_takes_the_preset_parameters(tmp_path, capsys):
+    from gen3r.cameras import load_cameras
+
+    wide, narrow = tmp_path / "wide.json", tmp_path / "narrow.json"
+    assert main(["cameras", "make", "orbit_left", str(wide), "--frames", "5", "--angle", "40", "--radius", "2"]) == 0
+    assert main(["cameras", "make", "orbit_left", str(narrow), "--frames", "5"]) == 0
+    turn = [float(np.degrees(np.arccos((np.trace(c.extrinsics[-1, :3, :3].numpy()) - 1) / 2)))
+            for c in (load_cameras(wide), load_cameras(narrow))]
+    assert turn[0] == pytest.approx(40, abs=1e-3) and turn[1] == pytest.approx(15, abs=1e-3)
+    assert main(["cameras", "make", "dolly_in", str(tmp_path / "d.json"), "--frames", "5", "--distance", "3"]) == 0
+    moved = load_cameras(tmp_path / "d.json").c2w[-1, :3, 3].norm().item()
+    assert moved == pytest.approx(3, rel=1e-5)
+    capsys.readouterr()
+    assert main(["cameras", "make", "zoom_in", str(tmp_path / "z.json"), "--angle", "10"]) == 2
+    err = capsys.readouterr().err
+    assert "does not take parameter(s) angle" in err and not (tmp_path / "z.json").exists()
+
+
+def test_convert_names_the_real_size_flag(tmp_path, capsys):
+    re10k = tmp_path / "cams.txt"
+    re10k.write_text("https://youtube\n0 0.5 0.5 0.5 0.5 0 0 1 0 0 0 0 1 0 0 0 0 1 0\n")
+    assert main(["cameras", "convert", str(re10k), str(tmp_path / "o.json")]) == 2
+    err = capsys.readouterr().err
+    assert "--size HxW" in err and "--image-size" not in err

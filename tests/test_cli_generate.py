@@ -43,6 +43,8 @@ def _one_error_line(capsys) -> str:
     (["--height", "100"], "multiple of 112"),
     (["--width", "250"], "multiple of 112"),
     (["--camera", "spin_around"], "unknown camera preset"),
+    (["--camera", "zoom_in", "--camera-angle", "10"], "does not take parameter(s) angle"),
+    (["--camera-radius", "2"], "does not take parameter(s) radius"),  # free camera
 ])
 def test_generate_bad_settings(tmp_path, images, capsys, extra, needle):
     out = tmp_path / "out"
@@ -162,3 +164,28 @@ def test_convert_roundtrip_identical(tmp_path):
     assert main(["convert", str(CKPT), str(bf16), "--dtype", "bf16"]) == 0
     c = Gen3RPipeline.from_pretrained(bf16)
     assert next(c.vggt.parameters()).dtype == torch.bfloat16
+
+
+def test_preset_parameters_shape_the_camera_path(images):
+    from gen3r.pipeline import Gen3RPipeline
+    from gen3r.pipeline.preprocess import as_frames
+
+    pipe = Gen3RPipeline.from_pretrained(CKPT)
+    frames = as_frames([images / "000.png"], 112, 112)
+    default, info = pipe.resolve_cameras("orbit_left", "1view", frames, 5, 112, 112)
+    wide, wide_info = pipe.resolve_cameras("orbit_left", "1view", frames, 5, 112, 112, {"angle": 40.0})
+    assert "camera_params" not in info and wide_info["camera_params"] == {"angle": 40.0}
+    torch.testing.assert_close(wide[:, 0], default[:, 0])  # first camera: identity either way
+    assert (wide[:, -1] - default[:, -1]).abs().max() > 0.1
+    with pytest.raises(Exception, match="shape a trajectory preset"):
+        pipe.resolve_cameras(None, "1view", frames, 5, 112, 112, {"angle": 40.0})
+
+
+def test_camera_parameter_must_be_a_finite_number(tmp_path, images, capsys):
+    for bad in ("nan", "inf", "wide"):
+        with pytest.raises(SystemExit) as exc:
+            main(["generate", str(images / "000.png"), "--camera", "orbit_left", f"--camera-angle={bad}",
+                  "--out", str(tmp_path / "o")])
+        assert exc.value.code == 2
+        assert "--camera-angle" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -309,7 +309,7 @@ def _read_transforms(path: Path, image_size: tuple[int, int] | None, opengl: boo
                      "use one image size for the whole sequence")
     stored = sizes.pop()
     if stored is None and image_size is None:
-        raise _error(path, "", "records no image size ('w', 'h')", "add 'w' and 'h' or pass image_size=(H, W)")
+        raise _error(path, "", "records no image size ('w', 'h')", "add 'w' and 'h' or pass image_size=(H, W) (`gen3r cameras convert --size HxW`)")
     extrinsics = np.linalg.inv(np.stack(c2ws))
     return _build(path, fmt, extrinsics, np.stack(ks), stored or image_size)
 
@@ -346,7 +346,7 @@ def _names(cameras: Cameras, image_names: Sequence[str] | None, pattern: str) ->
 def _read_re10k(path: Path, image_size: tuple[int, int] | None) -> Cameras:
     if image_size is None:
         raise _error(path, "", "RealEstate10K files store normalised intrinsics and no image size",
-                     "pass image_size=(H, W) (the CLI option --image-size)")
+                     "pass image_size=(H, W) (`gen3r cameras convert --size HxW`)")
     height, width = image_size
     try:
         lines = path.read_text(encoding="utf-8").splitlines()

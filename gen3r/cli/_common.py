@@ -32,6 +32,44 @@ non_negative_int = _number_type("non_negative_int", int, 0, True, "an integer >=
 positive_float = _number_type("positive_float", float, 0, False, "a positive number")
 
 
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def field_of_view(text: str) -> float:
+    """A field of view in degrees, strictly between 0 and 180 (argparse type)."""
+    value = _finite_float(text)
+    if not 0 < value < 180:
+        raise argparse.ArgumentTypeError(f"a field of view is in degrees, strictly between 0 and 180; got {text}")
+    return value
+
+
+#: Trajectory preset parameters settable from the command line: name -> help.
+TRAJECTORY_PARAMS = {"angle": "degrees (pan / tilt / orbit presets; default 15)",
+                     "distance": "scene units (dolly / truck / pedestal presets; default the scene scale)",
+                     "radius": "scene units (orbit presets; default the scene scale)"}
+
+
+def add_trajectory_params(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    """``--{prefix}angle``, ``--{prefix}distance``, ``--{prefix}radius``: a preset's shape (default:
+    the preset's own, scaled by the scene); which preset takes which: `gen3r cameras list`."""
+    for name, unit in TRAJECTORY_PARAMS.items():
+        p.add_argument(f"--{prefix}{name}", dest=f"trajectory_{name}", type=_finite_float, default=None,
+                       metavar=name.upper(), help=f"the camera preset's {name}, {unit}")
+
+
+def trajectory_params(args: argparse.Namespace) -> dict[str, float]:
+    """The trajectory parameters given on the command line (see :func:`add_trajectory_params`)."""
+    return {name: getattr(args, f"trajectory_{name}") for name in TRAJECTORY_PARAMS
+            if getattr(args, f"trajectory_{name}", None) is not None}
+
+
 def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     """The options every pipeline-running subcommand shares: checkpoint, sizes, sampling, dtype and memory.
 

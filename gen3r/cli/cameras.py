@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gen3r.cli._common import positive_float, positive_int
+from gen3r.cli._common import (add_trajectory_params, field_of_view, positive_float, positive_int,
+                               trajectory_params)
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -33,9 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     mk.add_argument("out", type=Path, help="output file (format from the name, or --format)")
     mk.add_argument("--frames", type=positive_int, default=49)
     mk.add_argument("--size", type=_size, default=(560, 560), help="image size HxW (default 560x560)")
-    mk.add_argument("--fov", type=positive_float, default=60.0, help="horizontal field of view in degrees")
+    mk.add_argument("--fov", type=field_of_view, default=60.0,
+                    help="horizontal field of view in degrees, in (0, 180) (default 60)")
     mk.add_argument("--scene-scale", type=positive_float, default=1.0, help="scene scale (distance unit)")
     mk.add_argument("--format", choices=FORMATS, default=None)
+    add_trajectory_params(mk)
     mk.set_defaults(func=run_make)
     cv = cs.add_parser("convert", help="convert a camera file to another format")
     cv.add_argument("src", type=Path, help="camera file or COLMAP folder")
@@ -64,7 +67,8 @@ def run_make(args: argparse.Namespace) -> int:
     h, w = args.size
     fx = (w / 2) / math.tan(math.radians(args.fov) / 2)
     K = torch.tensor([[fx, 0.0, w / 2], [0.0, fx, h / 2], [0.0, 0.0, 1.0]])
-    cams = make_trajectory(args.preset, args.frames, K, scene_scale=args.scene_scale, image_size=(h, w))
+    cams = make_trajectory(args.preset, args.frames, K, scene_scale=args.scene_scale, image_size=(h, w),
+                           **trajectory_params(args))
     save_cameras(cams, args.out, format=args.format)
     print(f"wrote {args.out} ({len(cams)} cameras)")
     return 0

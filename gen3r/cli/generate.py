@@ -6,7 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from gen3r.cli._common import add_pipeline_args, load_pipeline, positive_int, resolve_checkpoint_defaults
+from gen3r.cli._common import (add_pipeline_args, add_trajectory_params, load_pipeline, positive_int,
+                               resolve_checkpoint_defaults, trajectory_params)
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--camera", default="free",
                      help="preset name (zoom_in, orbit_left, ...; see `gen3r cameras`) or camera file "
                           "(cameras.json, RealEstate10K .txt, transforms.json, COLMAP folder)")
+    add_trajectory_params(gen, prefix="camera-")
     _add_model_args(gen)
     gen.set_defaults(func=run_generate)
 
@@ -87,14 +89,15 @@ def run_generate(args: argparse.Namespace) -> int:
 
     _validate_early(args)
     images = [read_image(args.image)] + ([read_image(args.last_image)] if args.last_image else [])
-    validate_camera_source(args.camera, num_frames=args.frames, image_size=(args.height, args.width))
+    validate_camera_source(args.camera, num_frames=args.frames, image_size=(args.height, args.width),
+                           params=trajectory_params(args))
     prompt = _read_prompt(args.prompt)
     pipe = load_pipeline(args)
     generator = torch.Generator().manual_seed(args.seed)
     output = pipe(images, cameras=None if args.camera == "free" else args.camera, prompt=prompt,
                   negative_prompt=args.negative_prompt, num_frames=args.frames, height=args.height,
                   width=args.width, num_inference_steps=args.steps, guidance_scale=args.guidance,
-                  generator=generator)
+                  generator=generator, camera_params=trajectory_params(args) or None)
     export_output(output, args.out, settings=_settings(args, prompt=prompt), fps=args.fps,
                   remove_far_points=args.remove_far_points, overwrite=args.overwrite)
     print(f"wrote {args.out}")

@@ -17,7 +17,7 @@ Flow of one call (spec §7.2; numbered as in ``__call__``):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -237,11 +237,20 @@ class Gen3RPipeline(DiffusionPipeline):
         return intrinsics[:, 0], scene_scales
 
     def resolve_cameras(self, cameras, task: str, frames: torch.Tensor, num_frames: int,
-                        height: int, width: int) -> tuple[torch.Tensor | None, dict]:
-        """Plücker maps (B, F, 6, H, W) for the DiT, or None (all-zero input) for free/allview."""
+                        height: int, width: int, camera_params: Mapping[str, float] | None = None,
+                        ) -> tuple[torch.Tensor | None, dict]:
+        """Plücker maps (B, F, 6, H, W) for the DiT, or None (all-zero input) for free/allview.
+
+        ``camera_params``: ``angle`` / ``distance`` / ``radius`` of a trajectory preset (see
+        :func:`gen3r.cameras.make_trajectory`); an error for anything but a preset.
+        """
         from gen3r.cameras import TRAJECTORY_PRESETS, Cameras, load_cameras, make_trajectory
 
         batch = frames.shape[0]
+        params = dict(camera_params or {})
+        if params and not (isinstance(cameras, str) and cameras in TRAJECTORY_PRESETS):
+            raise Gen3RError(f"camera_params ({', '.join(params)}) shape a trajectory preset, but cameras is "
+                             f"{cameras!r}; pass a preset name (see `gen3r cameras list`) or drop them")
         info: dict[str, Any] = {"cameras": "free" if cameras is None else None}
         if task == "allview" or cameras is None or (isinstance(cameras, str) and cameras == "free"):
             info["cameras"] = "free" if task != "allview" else "ignored (allview)"
@@ -249,8 +258,10 @@ class Gen3RPipeline(DiffusionPipeline):
         if isinstance(cameras, str) and cameras in TRAJECTORY_PRESETS:
             intrinsics, scales = self.estimate_camera_setup(frames)
             per_batch = [make_trajectory(cameras, num_frames, intrinsics[b].float().cpu(), scene_scale=scales[b],
-                                         image_size=(height, width)) for b in range(batch)]
+                                         image_size=(height, width), **params) for b in range(batch)]
             info.update(cameras=cameras, scene_scale=scales[0] if batch == 1 else scales)
+            if params:
+                info["camera_params"] = params
         else:
             if isinstance(cameras, (str, Path)):
                 if not Path(cameras).exists():
@@ -347,7 +358,7 @@ class Gen3RPipeline(DiffusionPipeline):
                  height: int | None = None, width: int | None = None, num_inference_steps: int | None = None,
                  guidance_scale: float | None = None,
                  generator: torch.Generator | Sequence[torch.Generator] | None = None,
-                 latents: torch.Tensor | None = None,
+                 latents: torch.Tensor | None = None, camera_params: Mapping[str, float] | None = None,
                  callback_on_step_end: Callable[[Gen3RPipeline, int, torch.Tensor, dict], dict | None] | None = None,
                  output_type: str = "pt") -> Gen3ROutput:
         """Generate an RGB video and its geometry.
@@ -360,6 +371,8 @@ class Gen3RPipeline(DiffusionPipeline):
             cameras: None / "free" (no camera control), a preset name (see
                 :data:`gen3r.cameras.TRAJECTORY_PRESETS`), a :class:`gen3r.cameras.Cameras` or a camera
                 file path (any supported format). Ignored for allview (as in the official code).
+            camera_params: a preset's ``angle`` (degrees), ``distance`` or ``radius`` (scene units,
+                default from the estimated scene scale); see :func:`gen3r.cameras.make_trajectory`.
             prompt, negative_prompt: text (one or one per batch element).
             num_frames: F = 4k+1. height, width: multiples of 112. These, ``num_inference_steps`` and
                 ``guidance_scale`` default to :attr:`call_defaults` (the checkpoint's own: 49 x 560 x
@@ -398,7 +411,7 @@ class Gen3RPipeline(DiffusionPipeline):
         frames = frames.to(device)
 
         # 2. cameras -> packed Plücker rays
-        plucker, cam_info = self.resolve_cameras(cameras, task, frames, num_frames, height, width)
+        plucker, cam_info = self.resolve_cameras(cameras, task, frames, num_frames, height, width, camera_params)
         camera_input = self.pack_camera_input(plucker, batch, num_frames, height, width, device, dit_dtype)
 
         # 3. text

@@ -147,13 +147,22 @@ def check_size(num_frames: int, height: int, width: int) -> None:
             raise Gen3RError(f"{name} must be a multiple of 112 (e.g. {near} or 560), got {v}")
 
 
-def validate_camera_source(camera: str | Path | None, num_frames: int, image_size: tuple[int, int]) -> None:
-    """Check a CLI ``--camera`` value before any model is loaded.
+def validate_camera_source(camera: str | Path | None, num_frames: int, image_size: tuple[int, int],
+                           params: dict[str, float] | None = None) -> None:
+    """Check a CLI ``--camera`` value (and a preset's ``params``) before any model is loaded.
 
-    Presets must be known names; files must parse, be finite and hold exactly ``num_frames`` cameras.
+    Presets must be known names and take ``params`` (``angle``/``distance``/``radius``, as
+    :func:`gen3r.cameras.make_trajectory` allows per preset); files must parse, be finite and hold
+    exactly ``num_frames`` cameras.
     """
-    from gen3r.cameras import TRAJECTORY_PRESETS, load_cameras
+    from gen3r.cameras import TRAJECTORY_PRESETS, load_cameras, make_trajectory
 
+    if params:
+        if camera not in TRAJECTORY_PRESETS:
+            flags = ", ".join(f"--camera-{k}" for k in params)
+            raise Gen3RError(f"{flags} shape a trajectory preset, but --camera is {str(camera)!r}; pass a "
+                             "preset name (see `gen3r cameras list`) or drop them")
+        make_trajectory(camera, max(num_frames, 2), torch.eye(3), image_size=image_size, **params)
     if camera is None or camera == "free" or camera in TRAJECTORY_PRESETS:
         return
     path = Path(camera)

@@ -304,8 +304,12 @@ def validate(config: TrainConfig) -> TrainConfig:
                  f"mixed_precision must be 'no' or 'bf16', got {config.mixed_precision!r}")
     _check_range(config.save_every >= 0 and config.keep_last >= 1 and config.log_every >= 1,
                  "save_every must be >= 0, keep_last >= 1 and log_every >= 1")
-    _check_range(d.num_frames >= 1 and d.num_frames % 4 == 1,
-                 f"data.num_frames must be 4k+1 (e.g. 25, 49), got {d.num_frames}")
+    if isinstance(config, VggtTrainConfig):  # VGGT takes any number of frames
+        _check_range(d.num_frames >= 2, f"data.num_frames must be >= 2 for VGGT (cameras are relative), "
+                     f"got {d.num_frames}")
+    else:
+        _check_range(d.num_frames >= 1 and d.num_frames % 4 == 1,
+                     f"data.num_frames must be 4k+1 (e.g. 25, 49), got {d.num_frames}")
     multiple = 56 if isinstance(config, AdapterTrainConfig) else 112
     _check_range(d.height > 0 and d.width > 0 and d.height % multiple == 0 and d.width % multiple == 0,
                  f"data.height/width must be positive multiples of {multiple}, got {d.height}x{d.width}")

@@ -164,3 +164,15 @@ PRESETS["vggt"]["mini-cameras"] = merge(PRESETS["vggt"]["mini"], {
 PRESETS["vae"]["mini-refine"] = merge(PRESETS["vae"]["mini"], {
     "output_dir": "runs/mini/vae2", "init": "runs/mini/vae", "max_steps": 4000, "seed": 1,
     "optim": {"lr": 5e-4, "warmup_steps": 50}})
+
+# Second pass of the later stages on the refined VAE (runs/mini/base2 = base with the refined VAE,
+# its latent statistics refitted, and the first pass's adapter and DiT): the adapter continues from
+# the first pass's weights (its KL now aligns to the refined posterior) and the DiT continues from
+# the first pass's weights on latents of the refined models (its loss was still falling at 1500).
+MINI_BASE2 = "runs/mini/base2"
+PRESETS["adapter"]["mini-refine"] = merge(PRESETS["adapter"]["mini"], {
+    "output_dir": "runs/mini/adapter2", "checkpoint": MINI_BASE2, "init": "checkpoint", "init_logvar": None,
+    "max_steps": 600, "seed": 1, "optim": {"lr": 2e-4, "warmup_steps": 50}})
+PRESETS["dit"]["mini-refine"] = merge(PRESETS["dit"]["mini"], {
+    "output_dir": "runs/mini/dit2", "checkpoint": MINI_BASE2, "adapter_path": "runs/mini/adapter2",
+    "max_steps": 2500, "seed": 1, "data": {"max_scenes": 1000}, "optim": {"lr": 3e-4, "warmup_steps": 50}})
