@@ -40,7 +40,7 @@ def test_non_square_and_shapes(pipe, video):
                generator=torch.Generator().manual_seed(0))
     assert out.rgb.shape == (1, 9, 112, 224, 3)
     assert out.depth.shape == (1, 9, 112, 224) and out.point_map.shape == (1, 9, 112, 224, 3)
-    assert out.world_points.shape == (1, 9, 112, 224, 3) and out.point_mask.dtype == bool
+    assert out.world_points.shape == (1, 9, 112, 224, 3) and out.point_mask.dtype == torch.bool
     assert out.extrinsics.shape == (1, 9, 3, 4) and out.intrinsics.shape == (1, 9, 3, 3)
     assert out.latents.shape == (1, 16, 3, 14, 56)
     # principal point of the generated cameras sits at the image centre (VGGT pose decoding)
@@ -202,3 +202,33 @@ def test_plan_windows_errors():
         plan_windows(20, 8, 2)
     with pytest.raises(Gen3RError, match="overlap"):
         plan_windows(20, 5, 5)
+
+
+def test_default_overlap_follows_the_window(caplog):
+    import logging
+
+    from gen3r.pipeline.reconstruct import default_overlap, plan_windows
+
+    assert [default_overlap(w) for w in (5, 9, 17, 49)] == [1, 2, 3, 8]
+    with caplog.at_level(logging.INFO, logger="gen3r.pipeline.reconstruct"):
+        windows = plan_windows(21, 9)
+    assert windows == [(0, 9), (7, 16), (12, 21)]  # was 13 windows with the fixed overlap of 8
+    assert "21 frames -> 3 window(s) of 9 frames, overlap 2" in caplog.text
+
+
+def test_reconstruct_window_errors_come_before_the_models_load(tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    from gen3r.cli import generate as cli_generate
+    from gen3r.cli.main import main
+
+    for i in range(9):
+        Image.fromarray(np.full((112, 112, 3), 20 * i, np.uint8)).save(tmp_path / f"{i:02d}.png")
+    monkeypatch.setattr(cli_generate, "load_pipeline", lambda args: pytest.fail("models loaded"))
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(tmp_path), "--frames", "5", "--overlap", "5", "--out", str(out)]) == 2
+    assert "--overlap (5) must be smaller than the window (5 frames); pass --overlap 1" in capsys.readouterr().err
+    assert not out.exists()
+    with pytest.raises(SystemExit):
+        main(["reconstruct", "--help"])
+    assert "8 for 49" in capsys.readouterr().out

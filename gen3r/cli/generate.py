@@ -42,7 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                      "longer than --frames are processed in overlapping windows aligned "
                                      "with Umeyama sim(3) on the shared frames.")
     rec.add_argument("video", type=Path, help="video file or folder of frames (sorted by name)")
-    rec.add_argument("--overlap", type=positive_int, default=8, help="frames shared by consecutive windows")
+    rec.add_argument("--overlap", type=positive_int, default=None,
+                     help="frames shared by consecutive windows (default: a sixth of --frames, rounded: "
+                          "8 for 49, 3 for 17)")
     rec.add_argument("--max-frames", type=positive_int, default=None, help="use at most this many frames")
     rec.add_argument("--mode", choices=("generate", "vae"), default="generate",
                      help="generate: the DiT allview task; vae: VGGT -> adapter -> decode only (fast)")
@@ -109,11 +111,12 @@ def run_reconstruct(args: argparse.Namespace) -> int:
 
     from gen3r.io.results import export_scene
     from gen3r.pipeline.preprocess import read_frames, resize_and_center_crop
-    from gen3r.pipeline.reconstruct import reconstruct_video
+    from gen3r.pipeline.reconstruct import plan_windows, reconstruct_video
 
     _validate_early(args)
     frames = read_frames(args.video, max_frames=args.max_frames)
     frames = resize_and_center_crop(frames, args.height, args.width)
+    plan_windows(frames.shape[0], args.frames, args.overlap)  # bad window settings fail before the models load
     pipe = load_pipeline(args)
     result = reconstruct_video(pipe, frames, window=args.frames, overlap=args.overlap, mode=args.mode,
                                prompt=_read_prompt(args.prompt), negative_prompt=args.negative_prompt,

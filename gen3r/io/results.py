@@ -106,6 +106,6 @@ def export_output(output, out_dir: str | Path, index: int = 0, settings: dict[st
     """Export batch element ``index`` of a :class:`gen3r.pipeline.Gen3ROutput`."""
     settings = {**(output.info or {}), **(settings or {})}
     return export_scene(out_dir, rgb=output.rgb[index].numpy(), depth=output.depth[index].numpy(),
-                        world_points=output.world_points[index], cameras=output.cameras(index),
-                        depth_conf=output.depth_conf[index].numpy(), point_mask=output.point_mask[index],
+                        world_points=output.world_points[index].numpy(), cameras=output.cameras(index),
+                        depth_conf=output.depth_conf[index].numpy(), point_mask=output.point_mask[index].numpy(),
                         settings=settings, **kwargs)

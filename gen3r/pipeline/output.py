@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 
@@ -21,9 +20,9 @@ class Gen3ROutput:
         depth_conf: (B, F, H, W) float32 >= 1, depth-head confidence.
         point_map: (B, F, H, W, 3) float32, world points from the point head.
         point_conf: (B, F, H, W) float32, point-head confidence.
-        world_points: (B, F, H, W, 3) float64, ``depth`` unprojected with the generated cameras
-            (official integer pixel grid).
-        point_mask: (B, F, H, W) bool, official percentile validity mask of ``depth``.
+        world_points: (B, F, H, W, 3) float64 tensor, ``depth`` unprojected with the generated
+            cameras (official integer pixel grid, float64 like the official code).
+        point_mask: (B, F, H, W) bool tensor, official percentile validity mask of ``depth``.
         extrinsics: (B, F, 3, 4) float32 OpenCV world-to-camera.
         intrinsics: (B, F, 3, 3) float32 in pixels of the H x W output.
         latents: (B, 16, f, H/8, 2W/8) final joint latent (appearance left, geometry right).
@@ -35,8 +34,8 @@ class Gen3ROutput:
     depth_conf: torch.Tensor
     point_map: torch.Tensor
     point_conf: torch.Tensor
-    world_points: np.ndarray
-    point_mask: np.ndarray
+    world_points: torch.Tensor
+    point_mask: torch.Tensor
     extrinsics: torch.Tensor
     intrinsics: torch.Tensor
     latents: torch.Tensor | None = None

@@ -299,21 +299,29 @@ class Gen3RPipeline(DiffusionPipeline):
         return encode_video(self.wan_vae, control.to(module_dtype(self.wan_vae)))
 
     @torch.no_grad()
-    def decode_geometry(self, geometry_latents: torch.Tensor, height: int | None = None,
+    def decode_geometry(self, geometry_latents, height: int | None = None,
                         width: int | None = None) -> dict[str, Any]:
         """Geometry latents (B, 16, f, H/8, W/8) -> cameras, depth and points via adapter + VGGT heads.
 
+        ``geometry_latents`` may also be the posterior :meth:`encode_geometry` returns (its mean is
+        decoded): ``decode_geometry(encode_geometry(frames))`` is the "VAE only" reconstruction.
         ``height``/``width`` default to 8x the latent grid (the size the latents were made for).
 
-        Returns a dict with ``extrinsics`` (B, F, 3, 4) OpenCV w2c, ``intrinsics`` (B, F, 3, 3) px,
-        ``depth``/``depth_conf`` (B, F, H, W), ``point_map`` (B, F, H, W, 3) / ``point_conf``,
-        ``world_points`` (B, F, H, W, 3) float64 numpy and ``point_mask`` (B, F, H, W) bool numpy,
+        Returns a dict of tensors: ``extrinsics`` (B, F, 3, 4) OpenCV w2c, ``intrinsics`` (B, F, 3, 3)
+        px, ``depth``/``depth_conf`` (B, F, H, W), ``point_map`` (B, F, H, W, 3) / ``point_conf``,
+        ``world_points`` (B, F, H, W, 3) float64 (CPU) and ``point_mask`` (B, F, H, W) bool (CPU),
         all in the first generated camera's frame (VGGT normalised units).
         """
         from gen3r.cameras import pose_encoding_to_extri_intri
         from gen3r.geometry import unproject_depth
         from gen3r.models.vggt import adapter_output_to_tokens
 
+        if not isinstance(geometry_latents, torch.Tensor) and isinstance(getattr(geometry_latents, "mean", None),
+                                                                         torch.Tensor):
+            geometry_latents = geometry_latents.mean
+        if not isinstance(geometry_latents, torch.Tensor) or geometry_latents.ndim != 5:
+            raise Gen3RError("decode_geometry takes geometry latents (B, 16, f, H/8, W/8) or the posterior of "
+                             f"encode_geometry, got {type(geometry_latents).__name__}")
         height = height or 8 * geometry_latents.shape[-2]
         width = width or 8 * geometry_latents.shape[-1]
         adapter_dtype = module_dtype(self.geo_adapter)
@@ -331,15 +339,16 @@ class Gen3RPipeline(DiffusionPipeline):
                                                    return_mask=True, min_max_depth_mask=True)
         return {"extrinsics": extrinsics, "intrinsics": intrinsics, "depth": depth,
                 "depth_conf": depth_conf.float(), "point_map": point_map.float(),
-                "point_conf": point_conf.float(), "world_points": np.asarray(world_points),
-                "point_mask": np.asarray(point_mask, dtype=bool)}
+                "point_conf": point_conf.float(),
+                "world_points": torch.as_tensor(np.asarray(world_points, dtype=np.float64)),
+                "point_mask": torch.as_tensor(np.asarray(point_mask, dtype=bool))}
 
     @torch.no_grad()
     def encode_geometry(self, frames: torch.Tensor):
         """VGGT tokens of frames (B, F, 3, H, W) in [0, 1] (F = 4k+1) -> adapter posterior.
 
         Returns the posterior object of :meth:`GeometryAdapter.encode` (``.mean`` normalised,
-        ``.logvar``); ``decode_geometry(posterior.mean, H, W)`` is the "VAE only" reconstruction.
+        ``.logvar``); ``decode_geometry(posterior)`` is the "VAE only" reconstruction.
         """
         from gen3r.models.vggt import tokens_to_adapter_input
 
@@ -478,8 +487,9 @@ class Gen3RPipeline(DiffusionPipeline):
                 "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale, **cam_info}
         return Gen3ROutput(rgb=rgb.permute(0, 1, 3, 4, 2).contiguous().cpu(), depth=geo["depth"].cpu(),
                            depth_conf=geo["depth_conf"].cpu(), point_map=geo["point_map"].cpu(),
-                           point_conf=geo["point_conf"].cpu(), world_points=geo["world_points"],
-                           point_mask=geo["point_mask"], extrinsics=geo["extrinsics"].cpu(),
+                           point_conf=geo["point_conf"].cpu(),
+                           world_points=geo["world_points"], point_mask=geo["point_mask"],
+                           extrinsics=geo["extrinsics"].cpu(),
                            intrinsics=geo["intrinsics"].cpu(), latents=latents.cpu(), info=info)
 
     def pack_camera_input(self, plucker: torch.Tensor | None, batch: int, num_frames: int, height: int,

@@ -38,8 +38,16 @@ class Reconstruction:
     sim3: list[tuple[float, list, list]] = field(default_factory=list)
 
 
-def plan_windows(num_frames: int, window: int, overlap: int) -> list[tuple[int, int]]:
-    """Windows [start, end) of ``window`` frames covering 0..num_frames, sharing >= ``overlap``."""
+def default_overlap(window: int) -> int:
+    """Frames shared by consecutive windows unless chosen: a sixth of the window, rounded (8 for the
+    official 49 frames, 3 for the mini model's 17); enough shared frames for the sim(3) alignment
+    without re-running most of every window."""
+    return max(1, round(window / 6))
+
+
+def plan_windows(num_frames: int, window: int, overlap: int | None = None) -> list[tuple[int, int]]:
+    """Windows [start, end) of ``window`` frames covering 0..num_frames, sharing >= ``overlap``
+    (None: :func:`default_overlap` of the window actually used)."""
     if window < 1 or (window - 1) % 4:
         raise Gen3RError(f"window (--frames) must be 4k+1, got {window}")
     if num_frames < 5 and num_frames != 1:
@@ -47,8 +55,11 @@ def plan_windows(num_frames: int, window: int, overlap: int) -> list[tuple[int, 
     if num_frames < window:
         window = 4 * ((num_frames - 1) // 4) + 1
         logger.warning("video has %d frames: using windows of %d frames", num_frames, window)
+    if overlap is None:
+        overlap = default_overlap(window)
     if overlap >= window:
-        raise Gen3RError(f"--overlap ({overlap}) must be smaller than the window ({window} frames)")
+        raise Gen3RError(f"--overlap ({overlap}) must be smaller than the window ({window} frames); "
+                         f"pass --overlap {default_overlap(window)} or a longer --frames")
     windows, start = [], 0
     while True:
         end = start + window
@@ -57,7 +68,9 @@ def plan_windows(num_frames: int, window: int, overlap: int) -> list[tuple[int, 
             break
         windows.append((start, end))
         start = end - overlap
-    return list(dict.fromkeys(windows))
+    windows = list(dict.fromkeys(windows))
+    logger.info("%d frames -> %d window(s) of %d frames, overlap %d", num_frames, len(windows), window, overlap)
+    return windows
 
 
 def _transform_cameras(extrinsics: torch.Tensor, scale: float, rot: np.ndarray, trans: np.ndarray) -> torch.Tensor:
@@ -89,7 +102,7 @@ def _run_window(pipe, frames: torch.Tensor, mode: str, **kwargs) -> dict:
             "extrinsics": geo["extrinsics"][0].cpu(), "intrinsics": geo["intrinsics"][0].cpu()}
 
 
-def reconstruct_video(pipe, frames: torch.Tensor, window: int = 49, overlap: int = 8, mode: str = "generate",
+def reconstruct_video(pipe, frames: torch.Tensor, window: int = 49, overlap: int | None = None, mode: str = "generate",
                       **call_kwargs) -> Reconstruction:
     """Reconstruct frames (N, 3, H, W) in [0, 1] with ``pipe`` (allview task or ``mode="vae"``)."""
     from gen3r.cameras import Cameras
