@@ -196,6 +196,68 @@ def list_checkpoints(output_dir: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
 
 
+#: Config fields a resumed run may change: the schedule's length (the learning rate continues on the
+#: schedule of the new ``max_steps`` from the resumed step), the loss weights (a new phase of the
+#: same run) and where / how often it logs and saves. Any other change is a new run (``init``).
+RESUMABLE_CHANGES = ("max_steps", "loss_weights", "save_every", "keep_last", "log_every", "device", "output_dir")
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: data}
+
+
+def read_training_state(checkpoint: str | Path) -> dict[str, Any]:
+    """The verified ``training_state.pt`` of a checkpoint folder (its weights file present too);
+    Gen3RError names a missing, truncated or foreign file and what to do."""
+    checkpoint = Path(checkpoint)
+    state_file = checkpoint / STATE_FILE
+    if not state_file.is_file():
+        raise Gen3RError(f"{checkpoint} is not a training checkpoint (no {STATE_FILE}); "
+                         f"pass a {CHECKPOINT_PREFIX}<step> folder")
+    try:
+        state = torch.load(state_file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, foreign pickle, ...: never resume from it
+        raise Gen3RError(f"{state_file} is corrupt or truncated ({type(exc).__name__}); delete {checkpoint} "
+                         "to resume from the checkpoint before it") from None
+    missing = [k for k in ("step", "optimizer", "scheduler", "config") if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise Gen3RError(f"{state_file} lacks {', '.join(missing)}; it was not written by gen3r train; delete "
+                         f"{checkpoint} to resume from the checkpoint before it")
+    weights = [p for p in checkpoint.iterdir() if p.is_dir() and (p / WEIGHTS_FILE).is_file()]
+    if not weights:
+        raise Gen3RError(f"{checkpoint} holds no model weights ({WEIGHTS_FILE}); delete it to resume from the "
+                         "checkpoint before it")
+    return state
+
+
+def resume_point(config: TrainConfig) -> tuple[Path, dict[str, Any]]:
+    """The newest checkpoint of ``config.output_dir`` and its verified state, checked against
+    ``config`` before any model is built: no checkpoint, a broken one, or a change outside
+    :data:`RESUMABLE_CHANGES` is a Gen3RError naming the fix."""
+    output_dir = Path(config.output_dir)
+    found = list_checkpoints(output_dir)
+    if not found:
+        partial = sorted(p.name for p in output_dir.glob(f"{CHECKPOINT_PREFIX}*")) if output_dir.is_dir() else []
+        detail = f" (only incomplete {', '.join(partial)}, without {STATE_FILE})" if partial else ""
+        raise Gen3RError(f"--resume: {output_dir} holds no checkpoint{detail}; check --out, or drop --resume "
+                         "to start a new run there")
+    state = read_training_state(found[-1])
+    saved, now = _flatten(state["config"]), _flatten(config_to_dict(config))
+    changed = sorted(k for k in set(saved) | set(now)
+                     if saved.get(k) != now.get(k) and k.split(".")[0] not in RESUMABLE_CHANGES)
+    if changed:
+        shown = ", ".join(f"{k} ({saved.get(k)!r} -> {now.get(k)!r})" for k in changed[:4])
+        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        raise Gen3RError(f"--resume: the settings differ from {found[-1].name}'s in {shown}{more}; resume with "
+                         f"the run's own settings, or start a new run from its weights (init / --out elsewhere)")
+    return found[-1], state
+
+
 def check_fresh_output(output_dir: str | Path) -> None:
     """Refuse to start from scratch into an ``output_dir`` that already holds checkpoints."""
     found = list_checkpoints(output_dir)
@@ -393,24 +455,25 @@ class Trainer:
             dist.barrier()
         return path
 
-    def resume(self, checkpoint: str | Path | None = None) -> int:
+    def resume(self, checkpoint: str | Path | None = None, state: dict[str, Any] | None = None) -> int:
         """Load model, optimizer, scheduler and step from ``checkpoint`` (default: the newest in
-        ``output_dir``); returns the step (0 when there is nothing to resume)."""
+        ``output_dir``, which must exist) and its verified ``state`` (read when None); returns the
+        step. The learning rate is set to this run's schedule at that step (the same value when
+        ``max_steps`` is unchanged; the new schedule's value when it changed)."""
         if checkpoint is None:
-            found = list_checkpoints(self.config.output_dir)
-            if not found:
-                logger.info("no checkpoint in %s; starting from step 0", self.config.output_dir)
-                return 0
-            checkpoint = found[-1]
+            checkpoint, state = resume_point(self.config)
         checkpoint = Path(checkpoint)
-        if not (checkpoint / STATE_FILE).is_file():
-            raise Gen3RError(f"{checkpoint} is not a training checkpoint (no {STATE_FILE}); "
-                             f"pass a {CHECKPOINT_PREFIX}<step> folder")
+        if state is None:
+            state = read_training_state(checkpoint)
         load_module_weights(self.model, checkpoint / self.component, f"{self.component} ({checkpoint})")
-        state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step = int(state["step"])
+        last = []
+        for group, base, factor in zip(self.optimizer.param_groups, self.scheduler.base_lrs, self.scheduler.lr_lambdas):
+            group["lr"] = base * factor(self.step)
+            last.append(group["lr"])
+        self.scheduler._last_lr = last
         self._data_iter = None
         logger.info("resumed from %s at step %d", checkpoint, self.step)
         return self.step
@@ -419,12 +482,15 @@ class Trainer:
 def run_training(trainer_cls: type, config_cls: type, config, *, pipeline=None, resume: bool = False,
                  max_steps: int | None = None) -> TrainResult:
     """Build ``trainer_cls`` from a config (object or JSON file) and train; ``resume`` continues
-    from the newest checkpoint in ``config.output_dir`` (otherwise it must hold none)."""
+    from the newest checkpoint in ``config.output_dir`` (checked by :func:`resume_point` first;
+    otherwise the folder must hold none)."""
     if not isinstance(config, config_cls):
         config = load_config(config, config_cls)
-    if not resume:
+    if resume:
+        checkpoint, state = resume_point(validate(config))  # before any model loads
+    else:
         check_fresh_output(config.output_dir)
     trainer = trainer_cls(config, pipeline=pipeline)
     if resume:
-        trainer.resume()
+        trainer.resume(checkpoint, state)
     return trainer.train(max_steps)
