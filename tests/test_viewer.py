@@ -61,3 +61,53 @@ def test_serves_on_loopback(out_dir):
         assert b"<html" in html.lower() or b"<!doctype" in html.lower()
     finally:
         server.stop()
+
+
+def _one_error_line(capsys) -> str:
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert err and err[-1].startswith("gen3r: error:") and not any("Traceback" in e for e in err), err
+    return err[-1]
+
+
+def test_view_port_in_use_is_refused_not_moved(out_dir, capsys):
+    from gen3r.cli.main import main
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        assert main(["view", str(out_dir), "--port", str(port)]) == 2
+    captured_line = _one_error_line(capsys)
+    assert f"port {port} on 127.0.0.1 is in use" in captured_line
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--host", "no such host.invalid"], "is not a valid address"),
+    (["--host", "192.0.2.1"], "cannot listen on 192.0.2.1"),  # TEST-NET: never an address of this machine
+])
+def test_view_bad_host_is_one_line(out_dir, capsys, args, needle):
+    from gen3r.cli.main import main
+
+    assert main(["view", str(out_dir), "--port", str(_free_port()), *args]) == 2
+    assert needle in _one_error_line(capsys)
+
+
+@pytest.mark.parametrize("port", ["0", "70000", "http"])
+def test_view_bad_port_is_an_argparse_error(out_dir, capsys, port):
+    from gen3r.cli.main import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["view", str(out_dir), f"--port={port}"])
+    assert exc.value.code == 2 and "port number 1-65535" in capsys.readouterr().err
+
+
+def test_view_truncated_point_cloud_is_one_line(out_dir, capsys):
+    from gen3r.cli.main import main
+
+    ply = out_dir / "points.ply"
+    ply.write_bytes(ply.read_bytes()[: ply.stat().st_size // 2])
+    assert main(["view", str(out_dir), "--port", str(_free_port())]) == 2
+    assert "points.ply" in _one_error_line(capsys)
+    (out_dir / "points.ply").write_text("ply\nformat ascii 1.0\nelement vertex 5\nend_header\n1 2\n")
+    assert main(["view", str(out_dir), "--port", str(_free_port())]) == 2
+    assert "truncated or not a point cloud" in _one_error_line(capsys)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gen3r.cli._common import positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,14 +13,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "`reconstruct` or `demo` output folder in the browser (viser).")
     p.add_argument("folder", type=Path, help="output folder with points.ply and cameras.json")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=positive_int, default=8080, help="port (default 8080)")
+    p.add_argument("--port", type=_port, default=8080, help="port (default 8080)")
     p.set_defaults(func=run)
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number 1-65535, got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 1-65535, got {value}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
-    from gen3r.io.viewer import load_scene, serve
+    from gen3r.io.viewer import check_address, load_scene, serve
 
     load_scene(args.folder)  # validate before starting a server
-    print(f"viewer: http://{args.host}:{args.port}  (Ctrl+C to stop)")
+    check_address(args.host, args.port)
+    print(f"viewer: http://{args.host}:{args.port}  (Ctrl+C to stop)", flush=True)
     serve(args.folder, host=args.host, port=args.port)
     return 0

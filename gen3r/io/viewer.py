@@ -39,9 +39,13 @@ def load_scene(out_dir: str | Path, max_points: int = 500_000, thumbnail_size: i
     for f in (ply, cams):
         if not f.is_file():
             raise Gen3RError(f"{f} is missing; pass a folder written by `gen3r generate`/`reconstruct`/`demo`")
-    vertex = PlyData.read(str(ply))["vertex"]
-    points = np.stack([vertex["x"], vertex["y"], vertex["z"]], axis=1).astype(np.float32)
-    names = vertex.data.dtype.names
+    try:
+        vertex = PlyData.read(str(ply))["vertex"]
+        points = np.stack([vertex["x"], vertex["y"], vertex["z"]], axis=1).astype(np.float32)
+        names = vertex.data.dtype.names
+    except Exception as exc:  # plyfile raises many types for truncated / foreign files
+        raise Gen3RError(f"cannot read {ply} ({type(exc).__name__}: {exc}); the file is truncated or not a point "
+                         "cloud: export the folder again") from None
     if "red" in names:
         colors = np.stack([vertex["red"], vertex["green"], vertex["blue"]], axis=1).astype(np.float32) / 255
     else:
@@ -77,12 +81,44 @@ def populate(server, scene: ViewerScene, point_size: float | None = None) -> Non
             image=scene.thumbnails[i] if i < len(scene.thumbnails) else None, color=(230, 60, 60))
 
 
+def check_address(host: str, port: int) -> None:
+    """Raise Gen3RError unless a server can listen on ``host:port`` now (port free, host an address
+    of this machine): servers must not fall back to another port or fail inside a thread."""
+    import errno
+    import socket
+
+    if not 1 <= int(port) <= 65535:
+        raise Gen3RError(f"--port must be between 1 and 65535, got {port}")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise Gen3RError(f"--host {host!r} is not a valid address ({exc}); pass 127.0.0.1 (this machine only) "
+                         "or 0.0.0.0 (every network)") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise Gen3RError(f"port {port} on {host} is in use; pass another --port (or stop what uses it)") \
+                    from None
+            raise Gen3RError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); pass --host 127.0.0.1 or an "
+                             "address of this machine") from None
+
+
 def serve(out_dir: str | Path, host: str = "127.0.0.1", port: int = 8080, duration: float | None = None):
-    """Serve the viewer until interrupted (or for ``duration`` seconds); returns the server."""
+    """Serve the viewer until interrupted (or for ``duration`` seconds); returns the server.
+
+    The folder and the address are checked first (:func:`load_scene`, :func:`check_address`)."""
     import viser
 
     scene = load_scene(out_dir)
+    check_address(host, port)
     server = viser.ViserServer(host=host, port=port, verbose=False)
+    if server.get_port() != port:  # viser moves to a free port on a race; never serve elsewhere silently
+        server.stop()
+        raise Gen3RError(f"port {port} on {host} is in use; pass another --port")
     populate(server, scene)
     logger.info("viewer on http://%s:%d (Ctrl+C to stop)", host, server.get_port())
     if duration is not None:
