@@ -335,7 +335,7 @@ def test_summary_pools_pose_errors_over_sequences_like_vggt(tmp_path):
     assert row["lpips"] is None and row["chamfer"] is None
     md = markdown_table({"gen3r": row}, {"dataset": "x", "task": "1view", "camera_cond": True, "sequences": ["a"]})
     assert "| Ours | 2 | 25.00 | – | – | – | – | – | – | 0.3111 |" in md
-    assert "Skipped (too few frames): gen3r: 1" in md
+    assert "Skipped: Ours: 1 too few frames (c)." in md
     parsed = list(csv.DictReader(csv_table({"gen3r": row}).splitlines()))
     assert parsed[0]["psnr"] == "25.0" and parsed[0]["chamfer"] == "" and parsed[0]["num_skipped"] == "1"
 

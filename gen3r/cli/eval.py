@@ -46,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="ground-truth depth beyond this counts as unknown (e.g. TartanAir sky); default: keep all")
     p.add_argument("--max-points", type=positive_int, default=None,
                    help="random pixel subset for the geometry metrics (default: all pixels)")
+    p.add_argument("--skip-unreadable", action="store_true",
+                   help="record sequences whose files cannot be read (shown in the table, retried by the next "
+                        "run) instead of stopping at the first one")
     p.set_defaults(func=run)
 
 
@@ -77,7 +80,8 @@ def build_reader(dataset: str, root: Path, split: Path | None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from gen3r.eval.runner import EvalConfig, check_config, evaluate, pending_methods, run_config, select_sequences
+    from gen3r.eval.runner import (EvalConfig, check_config, check_readable, evaluate, pending_methods, run_config,
+                                   select_sequences)
 
     reader = build_reader(args.dataset, args.root, args.split)
     resolve_checkpoint_defaults(args)
@@ -99,11 +103,13 @@ def run(args: argparse.Namespace) -> int:
             raise Gen3RError(f"--lpips-weights {args.lpips_weights} is not a folder; pass the folder holding "
                              f"{args.lpips_net}.pth and the torchvision trunk file")
         lpips_model = LPIPS.from_pretrained(args.lpips_weights, net=args.lpips_net)
-    pipe = load_pipeline(args) if pending_methods(args.out, names, cfg.methods) else None
+    todo = pending_methods(args.out, names, cfg.methods)
+    unreadable = check_readable(reader, list(todo), cfg, args.skip_unreadable)  # before any model loads
+    pipe = load_pipeline(args) if set(todo) - set(unreadable) else None
     if lpips_model is not None and pipe is not None:
         lpips_model.to(pipe._exec_device)
     evaluate(pipe, reader, args.task, args.out, lpips_model=lpips_model, dataset=args.dataset, sequences=names,
-             **settings)
+             skip_unreadable=args.skip_unreadable, unreadable=unreadable, **settings)
     print((args.out / "results.md").read_text(), end="")
     print(f"wrote {args.out / 'metrics.jsonl'}, {args.out / 'results.md'}, {args.out / 'results.csv'}")
     return 0

@@ -573,6 +573,10 @@ def sample_sequences(names: Sequence[str], count: int, seed: int = 0) -> list[st
     return [names[i] for i in sorted(pick)]
 
 
+class TooFewFrames(Gen3RError):
+    """A readable sequence that is too short for the requested clip (evaluation skips it)."""
+
+
 def sample_frame_indices(num_available: int, num_frames: int = PAPER_NUM_FRAMES, stride: int = 1,
                          start: int | None = 0, seed: int = 0) -> np.ndarray:
     """Indices of ``num_frames`` frames ``stride`` apart from ``start`` (``None``: random, from ``seed``)."""
@@ -580,12 +584,12 @@ def sample_frame_indices(num_available: int, num_frames: int = PAPER_NUM_FRAMES,
         raise Gen3RError(f"num_frames and stride must be >= 1, got {num_frames} and {stride}")
     span = (num_frames - 1) * stride + 1
     if span > num_available:
-        raise Gen3RError(f"a clip of {num_frames} frames at stride {stride} needs {span} frames, the sequence has "
-                         f"{num_available}; use fewer frames or a smaller stride")
+        raise TooFewFrames(f"a clip of {num_frames} frames at stride {stride} needs {span} frames, the sequence has "
+                           f"{num_available}; use fewer frames or a smaller stride")
     if start is None:
         start = int(np.random.default_rng(seed).integers(num_available - span + 1))
     if start < 0 or start + span > num_available:
-        raise Gen3RError(f"start {start} leaves too few frames ({num_available} available, {span} needed)")
+        raise TooFewFrames(f"start {start} leaves too few frames ({num_available} available, {span} needed)")
     return start + stride * np.arange(num_frames)
 
 
@@ -601,5 +605,5 @@ def condition_indices(num_frames: int, views: int) -> list[int]:
 __all__ = [
     "SequenceData", "SequenceReader", "RealEstate10KReader", "NerfstudioReader", "OfficialLayoutReader",
     "Co3Dv2Reader", "WildRGBDReader", "TartanAirReader", "read_split_file", "sample_sequences",
-    "sample_frame_indices", "condition_indices", "PAPER_NUM_FRAMES",
+    "sample_frame_indices", "condition_indices", "PAPER_NUM_FRAMES", "TooFewFrames",
 ]

@@ -56,9 +56,13 @@ def markdown_table(summary: Mapping[str, Mapping[str, Any]], config: Mapping[str
             cells += [_cell(row.get(key), decimals) for key, _, decimals in cols]
         rows.append(cells)
     lines += ["| " + " | ".join(r) + " |" for r in rows]
-    skipped = {m: r["num_skipped"] for m, r in summary.items() if r.get("num_skipped")}
-    if skipped:
-        lines += ["", "Skipped (too few frames): " + ", ".join(f"{m}: {n}" for m, n in skipped.items())]
+    notes = []
+    for method, row in summary.items():
+        for reason, names in (row.get("skipped") or {}).items():
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            notes.append(f"{row['label']}: {len(names)} {reason} ({shown})")
+    if notes:
+        lines += ["", "Skipped: " + "; ".join(notes) + "."]
     return "\n".join(lines) + "\n"
 
 

@@ -33,7 +33,7 @@ import logging
 import os
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ from gen3r.eval.datasets import (
     SequenceData,
     SequenceReader,
     TartanAirReader,
+    TooFewFrames,
     WildRGBDReader,
     sample_frame_indices,
     sample_sequences,
@@ -507,9 +508,10 @@ def run_config(cfg: EvalConfig, reader: SequenceReader, sequences: Sequence[str]
             "methods": list(cfg.methods), "sequences": list(sequences), "checkpoint": checkpoint}
 
 
-def check_config(out_dir: str | Path, config: dict[str, Any], write: bool = True) -> None:
+def check_config(out_dir: str | Path, config: dict[str, Any], write: bool = True) -> dict[str, Any]:
     """Check that ``out_dir`` holds no run with other settings (methods may differ); then write
-    ``config.json`` (methods merged) unless ``write`` is False."""
+    ``config.json`` (methods merged; the earlier checkpoint kept when this call has none) unless
+    ``write`` is False. Returns the merged config."""
     from gen3r.io.atomic import atomic_path
 
     out_dir = Path(out_dir)
@@ -532,11 +534,29 @@ def check_config(out_dir: str | Path, config: dict[str, Any], write: bool = True
         out_dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(config, indent=1) + "\n")
+    return config
+
+
+#: ``reason`` of a skipped record: the sequence is too short for the clip (final), or its data could
+#: not be read (recorded only with ``skip_unreadable``; retried by the next run).
+TOO_FEW_FRAMES, UNREADABLE = "too few frames", "unreadable"
+
+
+def latest_records(out_dir: str | Path) -> list[dict[str, Any]]:
+    """The newest record of each (sequence, method) of ``metrics.jsonl``, in file order: a sequence
+    retried after unreadable data was fixed counts once, with its new result."""
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for rec in read_records(out_dir):
+        key = (rec["sequence"], rec["method"])
+        latest.pop(key, None)
+        latest[key] = rec
+    return list(latest.values())
 
 
 def pending_methods(out_dir: str | Path, sequences: Sequence[str], methods: Sequence[str]) -> dict[str, list[str]]:
-    """Sequence -> methods still missing from ``metrics.jsonl`` (sequences with nothing left are omitted)."""
-    done = {(r["sequence"], r["method"]) for r in read_records(out_dir)}
+    """Sequence -> methods still missing from ``metrics.jsonl`` (sequences with nothing left are omitted);
+    a sequence recorded as unreadable is pending again."""
+    done = {(r["sequence"], r["method"]) for r in latest_records(out_dir) if r.get("reason") != UNREADABLE}
     todo = {s: [m for m in methods if (s, m) not in done] for s in sequences}
     return {s: m for s, m in todo.items() if m}
 
@@ -551,9 +571,34 @@ def select_sequences(reader: SequenceReader, num_sequences: int | None, seed: in
 
 # ------------------------------------------------------------------------------------------- main
 
+def check_readable(reader: SequenceReader, names: Sequence[str], cfg: EvalConfig,
+                   skip_unreadable: bool = False) -> dict[str, str]:
+    """Read every clip of ``names`` the run will use, before any model is loaded.
+
+    Returns sequence -> problem for unreadable sequences when ``skip_unreadable``; otherwise the
+    first unreadable sequence raises Gen3RError naming it, the problem and the way out. Sequences
+    too short for the clip are not problems here (they are recorded as skipped).
+    """
+    problems: dict[str, str] = {}
+    for name in tqdm(list(names), desc="check data", disable=None, leave=False):
+        try:
+            idx = sample_frame_indices(reader.num_frames(name), cfg.num_frames, cfg.stride, start=0)
+            reader.load(name, idx)
+        except TooFewFrames:
+            continue
+        except Gen3RError as exc:
+            if not skip_unreadable:
+                raise Gen3RError(f"sequence {name!r} cannot be read: {exc} (or pass --skip-unreadable to record "
+                                 "it as unreadable and evaluate the others)") from None
+            logger.warning("%s is unreadable (recorded, retried next run): %s", name, exc)
+            problems[name] = str(exc)
+    return problems
+
+
 def evaluate(pipe: Any, dataset_reader: SequenceReader, task: str, out_dir: str | Path, *,
              lpips_model: torch.nn.Module | None = None, dataset: str | None = None,
-             sequences: Sequence[str] | None = None, **settings: Any) -> dict[str, dict[str, Any]]:
+             sequences: Sequence[str] | None = None, skip_unreadable: bool = False,
+             unreadable: Mapping[str, str] | None = None, **settings: Any) -> dict[str, dict[str, Any]]:
     """Evaluate ``pipe`` (a :class:`~gen3r.pipeline.Gen3RPipeline`) on a dataset; see the module docstring.
 
     Args:
@@ -565,6 +610,10 @@ def evaluate(pipe: Any, dataset_reader: SequenceReader, task: str, out_dir: str 
         lpips_model: an :class:`gen3r.eval.LPIPS` model, or None to leave LPIPS empty.
         dataset: name stored in the config and the table title (default: the reader's).
         sequences: explicit sequence names (default: :func:`select_sequences`).
+        skip_unreadable: record sequences whose data cannot be read (reason ``unreadable``, shown in
+            the table, retried by the next run) instead of stopping at the first one.
+        unreadable: the result of :func:`check_readable` when the caller already ran it (the CLI
+            does, before loading the models); None = check here.
         **settings: the other :class:`EvalConfig` fields (methods, num_frames, height, ...).
 
     Returns:
@@ -577,13 +626,21 @@ def evaluate(pipe: Any, dataset_reader: SequenceReader, task: str, out_dir: str 
     names = list(sequences) if sequences is not None else select_sequences(dataset_reader, cfg.num_sequences,
                                                                           cfg.seed)
     config = run_config(cfg, dataset_reader, names, dataset, getattr(pipe, "checkpoint_path", None))
-    check_config(out_dir, config)
+    check_config(out_dir, config, write=False)
     todo = pending_methods(out_dir, names, cfg.methods)
-    if todo and pipe is None:
+    if unreadable is None:
+        unreadable = check_readable(dataset_reader, list(todo), cfg, skip_unreadable)
+    config = check_config(out_dir, config)
+    if todo and pipe is None and set(todo) - set(unreadable):
         raise Gen3RError(f"{len(todo)} sequences still need a pipeline; pass one")
     logger.info("%s: %d sequences, %d to run (%s)", config["dataset"], len(names), len(todo), ", ".join(cfg.methods))
     for name in tqdm(list(todo), desc=f"eval {cfg.task}", disable=None):
-        for record in _evaluate_sequence(pipe, dataset_reader, name, cfg, todo[name], lpips_model):
+        if name in unreadable:
+            records = [{"sequence": name, "task": cfg.task, "method": m, "skipped": unreadable[name],
+                        "reason": UNREADABLE} for m in todo[name]]
+        else:
+            records = _evaluate_sequence(pipe, dataset_reader, name, cfg, todo[name], lpips_model)
+        for record in records:
             _append_record(out_dir / JSONL_NAME, record)
     summary = summarize(out_dir)
     write_tables(out_dir, summary, config)
@@ -592,13 +649,14 @@ def evaluate(pipe: Any, dataset_reader: SequenceReader, task: str, out_dir: str 
 
 def _evaluate_sequence(pipe: Any, reader: SequenceReader, name: str, cfg: EvalConfig, methods: Sequence[str],
                        lpips_model: torch.nn.Module | None) -> list[dict[str, Any]]:
-    """Records of one sequence; a sequence too short for the clip yields ``skipped`` records."""
+    """Records of one sequence; a sequence too short for the clip yields ``skipped`` records (reason
+    :data:`TOO_FEW_FRAMES`); any other data problem is an error (see :func:`check_readable`)."""
     base = {"sequence": name, "task": cfg.task}
     try:
         idx = sample_frame_indices(reader.num_frames(name), cfg.num_frames, cfg.stride, start=0)
-    except Gen3RError as exc:
+    except TooFewFrames as exc:
         logger.warning("%s skipped: %s", name, exc)
-        return [{**base, "method": m, "skipped": str(exc)} for m in methods]
+        return [{**base, "method": m, "skipped": str(exc), "reason": TOO_FEW_FRAMES} for m in methods]
     start = time.perf_counter()
     data = reader.load(name, idx)
     seq = prepare_sequence(data, cfg.height, cfg.width, cfg.max_depth)
@@ -617,16 +675,21 @@ def summarize(out_dir: str | Path) -> dict[str, dict[str, Any]]:
     Pose AUC@30/15/5 and RRA@30 / RTA@30 are computed, as VGGT does, from the per-pair errors of
     all sequences concatenated; the other metrics are means of per-sequence values (per-sequence
     appearance values are themselves means over frames). ``num_sequences`` counts scored
-    sequences, ``num_skipped`` those too short for the clip.
+    sequences, ``num_skipped`` the others and ``skipped`` their reasons (reason -> sequence names).
+    The newest record of each sequence counts (:func:`latest_records`).
     """
     by_method: dict[str, list[dict[str, Any]]] = {}
-    for rec in read_records(out_dir):
+    for rec in latest_records(out_dir):
         by_method.setdefault(rec["method"], []).append(rec)
     summary: dict[str, dict[str, Any]] = {}
     for method in sorted(by_method, key=lambda m: METHODS.index(m) if m in METHODS else len(METHODS)):
         recs = [r for r in by_method[method] if "skipped" not in r]
+        reasons: dict[str, list[str]] = {}
+        for r in by_method[method]:
+            if "skipped" in r:
+                reasons.setdefault(r.get("reason", TOO_FEW_FRAMES), []).append(r["sequence"])
         row: dict[str, Any] = {"label": METHOD_LABELS.get(method, method), "num_sequences": len(recs),
-                               "num_skipped": len(by_method[method]) - len(recs)}
+                               "num_skipped": len(by_method[method]) - len(recs), "skipped": reasons}
         for key in METRIC_KEYS:
             values = [r["metrics"][key] for r in recs if r["metrics"].get(key) is not None]
             row[key] = float(np.mean(values)) if values else None
@@ -642,4 +705,5 @@ def summarize(out_dir: str | Path) -> dict[str, dict[str, Any]]:
 
 __all__ = ["DATASETS", "TASKS", "METHODS", "METHOD_LABELS", "DEFAULT_BASELINES", "EvalConfig", "EvalSequence",
            "Prediction", "evaluate", "summarize", "prepare_sequence", "predict", "score_prediction",
-           "vggt_reconstruct", "read_records", "pending_methods", "select_sequences", "run_config", "check_config"]
+           "vggt_reconstruct", "read_records", "latest_records", "pending_methods", "select_sequences", "run_config",
+           "check_config", "check_readable", "TOO_FEW_FRAMES", "UNREADABLE"]
