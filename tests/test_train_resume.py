@@ -89,3 +89,39 @@ def test_longer_max_steps_continue_on_the_longer_schedule(trained, tmp_path):
     assert [r["step"] for r in resumed] == [1, 2, 3, 4, 5, 6]
     # steps 4..6 use the 6-step schedule's rates, with no step at the old schedule's rate in between
     assert [r["lr"] for r in resumed[3:]] == [r["lr"] for r in straight[3:]]
+
+
+@pytest.mark.parametrize("stage,name", [("adapter", "official"), ("dit", "official"), ("vae", "mini"),
+                                        ("vggt", "smoke")])
+def test_print_config_round_trips_into_config(stage, name, tmp_path, capsys):
+    assert main(["train", stage, "--preset", name, "--print-config"]) == 0
+    printed = capsys.readouterr().out
+    path = tmp_path / f"{stage}.json"
+    path.write_text(printed)
+    assert main(["train", stage, "--config", str(path), "--print-config"]) == 0
+    assert capsys.readouterr().out == printed
+    data = json.loads(printed)
+    if name == "official":
+        assert data["checkpoint"] == "checkpoints/Gen3R" and data["data"]["root"] == "data"
+
+
+def test_data_errors_come_before_the_models_load(tmp_path, capsys, monkeypatch):
+    from gen3r.train import loop
+
+    monkeypatch.setattr(loop.Trainer, "__init__", lambda *a, **k: pytest.fail("models loaded"))
+    (tmp_path / "mydata" / "NotADataset").mkdir(parents=True)
+    out = tmp_path / "run"
+    assert main(["train", "adapter", "--preset", "official", "--data-root", str(tmp_path / "mydata"),
+                 "--out", str(out)]) == 2
+    line = _one_error_line(capsys)
+    assert "holds none of the official dataset folders" in line and not out.exists()
+    assert main(["train", "adapter", "--preset", "official", "--data-root", str(tmp_path / "nowhere"),
+                 "--out", str(out)]) == 2
+    assert "does not exist" in _one_error_line(capsys)
+
+
+def test_train_help_says_how_to_start(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    assert "How to start" in text and "--preset smoke" in text and "--print-config" in text

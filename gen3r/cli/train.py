@@ -24,11 +24,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train", help="train a base model (vggt, vae), the geometry adapter (stage 1) or the DiT (stage 2)",
         description="Train Gen3R. 'vggt' and 'vae' train the base models from scratch (mini scale); 'adapter' "
                     "trains the geometry adapter against frozen VGGT + Wan VAE; 'dit' fine-tunes the joint DiT. "
-                    "Settings come from --preset (smoke, mini) and/or a JSON --config (its fields override the "
-                    "preset; see docs/training.md); the options below override both. Runs under torchrun for DDP.")
+                    "Settings come from --preset and/or a JSON --config (its fields override the "
+                    "preset; see docs/training.md); the options below override both. Runs under torchrun for DDP.",
+        epilog="How to start:\n"
+               "  gen3r train vae --preset smoke --out runs/try      # seconds: see a run, its metrics.jsonl\n"
+               "  bash scripts/train_mini.sh                         # the shipped mini model, every stage\n"
+               "  gen3r train adapter --preset official --print-config > adapter.json   # the released recipe\n"
+               "  gen3r train adapter --config adapter.json --checkpoint checkpoints/Gen3R --data-root data\n"
+               "Interrupted? Run the same command with --resume.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stage", choices=STAGES, help="training stage")
-    parser.add_argument("--preset", default=None, help="named settings of the stage: smoke (CI) or mini "
-                        "(the shipped mini model's recipe)")
+    parser.add_argument("--preset", default=None, help="named settings of the stage: smoke (CI, seconds), mini "
+                        "(the shipped mini model's recipe), official (adapter/dit: the released recipe; give "
+                        "--checkpoint and --data-root); `--print-config` shows one")
     parser.add_argument("--config", type=Path, default=None, help="JSON config file")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="Gen3R checkpoint folder providing the frozen components (overrides 'checkpoint')")
@@ -36,6 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="dit: geo_adapter folder or adapter run folder to use (overrides 'adapter_path')")
     parser.add_argument("--data-cache", type=Path, default=None,
                         help="scene cache to train on (gen3r cache; overrides 'data.cache')")
+    parser.add_argument("--data-root", type=Path, default=None,
+                        help="official-layout data folder holding the dataset folders (overrides 'data.root')")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the resolved config as JSON (a file to edit and pass as --config) and exit")
     parser.add_argument("--out", type=Path, default=None, help="output folder (overrides 'output_dir')")
     parser.add_argument("--max-steps", type=positive_int, default=None,
                         help="optimizer steps (overrides 'max_steps'; also sets the schedule length)")
@@ -51,19 +63,24 @@ def run(args: argparse.Namespace) -> int:
 
     from gen3r.errors import Gen3RError
     from gen3r.train.config import read_config_json
-    from gen3r.train.presets import merge, preset
+    from gen3r.train.presets import PRESETS, merge, preset
     from gen3r.train.stages import resolve_component, stage_entry
 
     if args.preset is None and args.config is None:
-        raise Gen3RError("pass --preset NAME (smoke, mini) or --config FILE.json (or both)")
+        raise Gen3RError(f"pass --preset NAME ({', '.join(PRESETS[args.stage])}) or --config FILE.json (or both); "
+                         "`gen3r train --help` shows how to start")
     data = preset(args.stage, args.preset) if args.preset else {}
     if args.config is not None:
         data = merge(data, read_config_json(args.config))
     for key, value in (("checkpoint", args.checkpoint), ("output_dir", args.out), ("max_steps", args.max_steps)):
         if value is not None:
             data[key] = str(value) if isinstance(value, Path) else value
+    if args.data_cache is not None and args.data_root is not None:
+        raise Gen3RError("--data-cache and --data-root both given; train on one of them")
     if args.data_cache is not None:
         data = merge(data, {"data": {"cache": str(args.data_cache), "root": None}})
+    if args.data_root is not None:
+        data = merge(data, {"data": {"root": str(args.data_root), "cache": None}})
     if args.adapter is not None:
         if args.stage != "dit":
             raise Gen3RError("--adapter is an option of the dit stage")
@@ -72,6 +89,13 @@ def run(args: argparse.Namespace) -> int:
     from gen3r.train.config import config_from_dict
 
     config = config_from_dict(config_cls, data)
+    if args.print_config:
+        import json
+
+        from gen3r.train.config import config_to_dict, validate
+
+        print(json.dumps(config_to_dict(validate(config)), indent=1))
+        return 0
     try:
         result = train(config, resume=args.resume, max_steps=args.stop_at)
     finally:

@@ -306,6 +306,8 @@ class Trainer:
             self.optimizer, lambda s: lr_factor(s, config.max_steps, o.warmup_steps, o.min_lr_ratio))
         self.step = 0
         self._data_iter = None
+        #: The training data (None: built from ``config.data`` when training starts).
+        self.dataset = None
 
     # -- hooks ---------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
@@ -353,7 +355,7 @@ class Trainer:
 
     def data_loader(self, start_micro_step: int) -> DataLoader:
         d = self.config.data
-        dataset = build_dataset(d, self.config.seed)
+        dataset = self.dataset if self.dataset is not None else build_dataset(d, self.config.seed)
         sampler = DrawSampler(self.dist.rank, self.dist.world_size, d.batch_size, start_micro_step)
         return DataLoader(dataset, batch_size=d.batch_size, sampler=sampler, num_workers=d.num_workers,
                           collate_fn=collate, persistent_workers=d.num_workers > 0)
@@ -490,7 +492,9 @@ def run_training(trainer_cls: type, config_cls: type, config, *, pipeline=None, 
         checkpoint, state = resume_point(validate(config))  # before any model loads
     else:
         check_fresh_output(config.output_dir)
+    dataset = build_dataset(validate(config).data, config.seed)  # data errors before any model loads, too
     trainer = trainer_cls(config, pipeline=pipeline)
+    trainer.dataset = dataset
     if resume:
         trainer.resume(checkpoint, state)
     return trainer.train(max_steps)

@@ -176,3 +176,12 @@ PRESETS["adapter"]["mini-refine"] = merge(PRESETS["adapter"]["mini"], {
 PRESETS["dit"]["mini-refine"] = merge(PRESETS["dit"]["mini"], {
     "output_dir": "runs/mini/dit2", "checkpoint": MINI_BASE2, "adapter_path": "runs/mini/adapter2",
     "max_steps": 2500, "seed": 1, "data": {"max_scenes": 1000}, "optim": {"lr": 3e-4, "warmup_steps": 50}})
+
+
+# The released recipe (the config classes' defaults are the official ``train_geo_adapter_pl.sh`` /
+# ``train_dit.sh`` settings): a named starting point for the full checkpoint and the official data
+# layout, e.g. ``gen3r train dit --preset official --checkpoint checkpoints/Gen3R --data-root data``.
+PRESETS["adapter"]["official"] = {"output_dir": "runs/adapter", "checkpoint": "checkpoints/Gen3R",
+                                  "data": {"root": "data"}}
+PRESETS["dit"]["official"] = {"output_dir": "runs/dit", "checkpoint": "checkpoints/Gen3R",
+                              "adapter_path": "runs/adapter", "data": {"root": "data"}}
