@@ -189,3 +189,15 @@ def test_camera_parameter_must_be_a_finite_number(tmp_path, images, capsys):
         assert exc.value.code == 2
         assert "--camera-angle" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_config_json_stores_the_prompt_not_the_file_reference(tmp_path, images):
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("a small room with a window\nsecond line ignored\n")
+    for command, source in (("generate", images / "000.png"), ("reconstruct", images)):
+        out = tmp_path / command
+        extra = ["--mode", "vae"] if command == "reconstruct" else []
+        assert main([command, str(source), "--checkpoint", str(CKPT), "--out", str(out), *SMALL,
+                     "--prompt", f"@{prompt}", *extra]) == 0
+        settings = json.loads((out / "config.json").read_text())["settings"]
+        assert settings["prompt"] == "a small room with a window", command

@@ -117,14 +117,15 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     frames = read_frames(args.video, max_frames=args.max_frames)
     frames = resize_and_center_crop(frames, args.height, args.width)
     plan_windows(frames.shape[0], args.frames, args.overlap)  # bad window settings fail before the models load
+    prompt = _read_prompt(args.prompt)
     pipe = load_pipeline(args)
     result = reconstruct_video(pipe, frames, window=args.frames, overlap=args.overlap, mode=args.mode,
-                               prompt=_read_prompt(args.prompt), negative_prompt=args.negative_prompt,
+                               prompt=prompt, negative_prompt=args.negative_prompt,
                                num_inference_steps=args.steps, guidance_scale=args.guidance,
                                generator=torch.Generator().manual_seed(args.seed))
     export_scene(args.out, rgb=result.rgb, depth=result.depth, world_points=result.world_points,
                  cameras=result.cameras, depth_conf=result.depth_conf, point_mask=result.point_mask,
-                 settings=_settings(args, task="allview", windows=result.windows), fps=args.fps,
+                 settings=_settings(args, task="allview", windows=result.windows, prompt=prompt), fps=args.fps,
                  remove_far_points=args.remove_far_points, overwrite=args.overwrite)
     print(f"wrote {args.out}")
     return 0
