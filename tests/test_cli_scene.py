@@ -89,3 +89,29 @@ def test_help_lists_formats(capsys: pytest.CaptureFixture) -> None:
     text = capsys.readouterr().out
     for word in ("official", "re10k", "nerfstudio", "npz", "--trajectory", "--overwrite"):
         assert word in text
+
+
+@pytest.mark.parametrize("fmt,split", [("official", "test"), ("re10k", "test"), ("nerfstudio", None), ("npz", None)])
+def test_many_scenes_make_one_dataset(tmp_path: Path, fmt, split) -> None:
+    from gen3r.eval.datasets import NerfstudioReader, OfficialLayoutReader, RealEstate10KReader
+
+    out = tmp_path / fmt
+    extra = ["--split", split] if split else []
+    assert main([*ARGS, "--scenes", "3", "--format", fmt, "--out", str(out), *extra]) == 0
+    expected = [render_scene(7 + i, 3, 20, 24, kind="outdoor", trajectory="orbit") for i in range(3)]
+    if fmt == "npz":
+        names = sorted(p.name for p in out.iterdir())
+        assert names == ["scene_00000", "scene_00001", "scene_00002"]
+        for i, name in enumerate(names):
+            with np.load(out / name / "scene.npz") as data:
+                np.testing.assert_allclose(data["depth"], expected[i].depth)
+        return
+    reader = {"official": lambda: OfficialLayoutReader(out, split="test"),
+              "re10k": lambda: RealEstate10KReader(out, split="test"),
+              "nerfstudio": lambda: NerfstudioReader(out)}[fmt]()
+    names = reader.names()
+    assert len(names) == 3
+    for name, scene in zip(names, expected):
+        data = reader.load(name)
+        np.testing.assert_allclose(data.extrinsics[:, :3], scene.extrinsics[:, :3], atol=1e-5)
+        np.testing.assert_allclose(data.frames, scene.rgb, atol=1 / 255 + 1e-6)

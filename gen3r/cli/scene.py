@@ -59,6 +59,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seed", type=non_negative_int, default=0,
                         help="random seed; same seed, same scene (default 0)")
+    parser.add_argument("--scenes", type=positive_int, default=1,
+                        help="number of scenes, seeds --seed, --seed+1, ... (default 1): one dataset of N "
+                             "sequences (official / re10k), or <out>/scene_00000/ ... (nerfstudio / npz). "
+                             "For thousands of training scenes use `gen3r cache`")
     parser.add_argument("--frames", type=positive_int, default=49, help="number of frames (default 49)")
     parser.add_argument("--height", type=positive_int, default=128, help="image height in pixels (default 128)")
     parser.add_argument("--width", type=positive_int, default=128, help="image width in pixels (default 128)")
@@ -89,19 +93,33 @@ def run(args: argparse.Namespace) -> int:
         raise Gen3RError(f"--out {out} is a file; give a folder path")
     if out.is_dir() and any(out.iterdir()) and not args.overwrite:
         raise Gen3RError(f"output folder {out} exists and is not empty; choose another --out or pass --overwrite")
-    scene = render_scene(args.seed, args.frames, args.height, args.width, kind=args.kind,
-                         trajectory=args.trajectory, fov_deg=args.fov, num_objects=args.num_objects)
-    logger.info("rendered %d frames of %dx%d: %s", args.frames, args.height, args.width, scene.caption)
+    from tqdm.auto import tqdm
+
+    from gen3r.io.atomic import atomic_dir
+
+    seeds = range(args.seed, args.seed + args.scenes)
+    scenes = [render_scene(seed, args.frames, args.height, args.width, kind=args.kind, trajectory=args.trajectory,
+                           fov_deg=args.fov, num_objects=args.num_objects)
+              for seed in tqdm(seeds, desc="render", disable=None if args.scenes > 1 else True)]
+    for seed, scene in zip(seeds, scenes):
+        logger.info("seed %d: %d frames of %dx%d: %s", seed, args.frames, args.height, args.width, scene.caption)
+    single = scenes[0] if args.scenes == 1 else scenes
     if args.format == "official":
-        writers.write_official(out, scene, split=args.split or "train", overwrite=args.overwrite)
+        writers.write_official(out, single, split=args.split or "train", overwrite=args.overwrite)
     elif args.format == "re10k":
-        writers.write_re10k(out, scene, split=args.split or "test", overwrite=args.overwrite)
-    elif args.format == "nerfstudio":
-        writers.write_nerfstudio(out, scene, overwrite=args.overwrite)
+        writers.write_re10k(out, single, split=args.split or "test", overwrite=args.overwrite)
     else:
-        writers.write_npz(out, scene, overwrite=args.overwrite)
+        write_one = writers.write_nerfstudio if args.format == "nerfstudio" else writers.write_npz
+        if args.scenes == 1:
+            write_one(out, scenes[0], overwrite=args.overwrite)
+        else:
+            with atomic_dir(out, overwrite=args.overwrite) as tmp:
+                for i, scene in enumerate(scenes):
+                    write_one(tmp / f"scene_{i:05d}", scene)
     if args.preview:
-        with atomic_path(out / "preview.mp4") as tmp:
-            writers.write_preview(tmp, scene)
-    logger.info("wrote %s scene to %s", args.format, out)
+        for i, scene in enumerate(scenes):
+            name = "preview.mp4" if args.scenes == 1 else f"preview_{i:05d}.mp4"
+            with atomic_path(out / name) as tmp:
+                writers.write_preview(tmp, scene)
+    logger.info("wrote %d %s scene(s) to %s", args.scenes, args.format, out)
     return 0
