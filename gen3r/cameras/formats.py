@@ -168,6 +168,7 @@ def save_cameras(cameras: Cameras, path: str | Path, format: str | None = None,
     """
     path = Path(path)
     fmt = _check_format(format) if format is not None else detect_format(path, for_writing=True)
+    _check_output(path, fmt)
     if fmt == "official":
         _write_official(cameras, path)
     elif fmt == "re10k":
@@ -178,6 +179,17 @@ def save_cameras(cameras: Cameras, path: str | Path, format: str | None = None,
         write_colmap(cameras, path, image_names=image_names)
     logger.info("wrote %d cameras to %s (%s)", len(cameras), path, fmt)
     return path
+
+
+def _check_output(path: Path, fmt: str) -> None:
+    """Refuse an output path that cannot be written (before anything is written)."""
+    blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise Gen3RError(f"cannot write {path}: {blocked} is a file, not a folder; choose another output path")
+    if fmt == "colmap" and path.exists() and not path.is_dir():
+        raise Gen3RError(f"cannot write a COLMAP model to {path}: it is a file; pass a folder path")
+    if fmt != "colmap" and path.is_dir():
+        raise Gen3RError(f"cannot write {path}: it is a folder; pass a file path (e.g. {path / 'cameras.json'})")
 
 
 # ------------------------------------------------------------------------------------------ JSON

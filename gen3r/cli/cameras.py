@@ -19,6 +19,17 @@ def _size(text: str) -> tuple[int, int]:
     return h, w
 
 
+#: Most cameras `cameras make` writes (the paper's clips have 49 frames).
+MAX_FRAMES = 100_000
+
+
+def _frame_count(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_FRAMES:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_FRAMES} frames, got {value}")
+    return value
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from gen3r.cameras import FORMATS
 
@@ -32,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     mk = cs.add_parser("make", help="write a preset trajectory to a camera file")
     mk.add_argument("preset", help="preset name (see `gen3r cameras list`)")
     mk.add_argument("out", type=Path, help="output file (format from the name, or --format)")
-    mk.add_argument("--frames", type=positive_int, default=49)
+    mk.add_argument("--frames", type=_frame_count, default=49, help=f"number of cameras, 1-{MAX_FRAMES} (default 49)")
     mk.add_argument("--size", type=_size, default=(560, 560), help="image size HxW (default 560x560)")
     mk.add_argument("--fov", type=field_of_view, default=60.0,
                     help="horizontal field of view in degrees, in (0, 180) (default 60)")

@@ -34,8 +34,15 @@ def run(args: argparse.Namespace) -> int:
 
     if detect_layout(args.official_dir) != "official":
         raise Gen3RError(f"{args.official_dir} is already in gen3r layout; nothing to convert")
+    source, out = args.official_dir.resolve(), args.out_dir.resolve()
+    if out == source or out in source.parents:
+        raise Gen3RError(f"output folder {args.out_dir} holds the checkpoint being converted, which writing it would "
+                         "delete; pass a folder outside it")
     if args.out_dir.exists() and not args.out_dir.is_dir():
         raise Gen3RError(f"output {args.out_dir} is a file; pass a folder path for the converted checkpoint")
+    blocked = next((p for p in args.out_dir.parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise Gen3RError(f"output {args.out_dir} cannot be created: {blocked} is a file; pass another folder path")
     if args.out_dir.exists() and any(args.out_dir.iterdir()) and not args.overwrite:
         raise Gen3RError(f"output folder {args.out_dir} exists and is not empty; choose another or pass --overwrite")
     dtype = None if args.dtype == "fp32" else getattr(torch, DTYPES[args.dtype])

@@ -75,8 +75,25 @@ def build_reader(dataset: str, root: Path, split: Path | None):
     if dataset not in DATASETS:
         raise Gen3RError(f"unknown dataset {dataset!r}; use one of {', '.join(DATASETS)}")
     if not root.is_dir():
-        raise Gen3RError(f"dataset root {root} does not exist; pass the folder of the {dataset} data with --root")
+        problem = "is a file, not a folder" if root.exists() else "does not exist"
+        raise Gen3RError(f"dataset root {root} {problem}; pass the folder of the {dataset} data with --root")
     return DATASETS[dataset](root, split_file=split)
+
+
+def check_model_options(args: argparse.Namespace) -> None:
+    """What the model loading would reject late: guidance, architecture file, device, an --out below a file."""
+    import math
+
+    from gen3r.errors import Gen3RError
+    from gen3r.pipeline.loading import check_device, read_architecture, resolve_checkpoint
+
+    if not math.isfinite(args.guidance):
+        raise Gen3RError(f"--guidance must be a finite number, got {args.guidance}")
+    read_architecture(resolve_checkpoint(args.checkpoint), args.architecture)
+    check_device(args.device)
+    blocked = next((p for p in args.out.parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise Gen3RError(f"--out {args.out} cannot be created: {blocked} is a file; pass another folder path")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
     reader = build_reader(args.dataset, args.root, args.split)
     resolve_checkpoint_defaults(args)
+    check_model_options(args)
     settings = {"methods": parse_methods(args.baselines, args.task), "num_frames": args.frames,
                 "stride": args.stride, "height": args.height, "width": args.width,
                 "num_sequences": args.num_sequences, "steps": args.steps, "guidance": args.guidance,

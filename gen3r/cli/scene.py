@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -43,6 +44,18 @@ def _split(text: str) -> str:
         raise argparse.ArgumentTypeError(f"split must be a name like train or test (letters, digits, _, -), "
                                          f"got {text!r}")
     return text
+
+
+#: Memory of one rendered pixel (rgb, depth, world points, valid), all kept until the scenes are written.
+_BYTES_PER_PIXEL = 3 * 4 + 4 + 3 * 4 + 1
+
+
+def _physical_memory() -> float:
+    """Bytes of RAM of this machine (infinite where the system does not say)."""
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return float("inf")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -91,8 +104,18 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise Gen3RError(f"--out {out} is a file; give a folder path")
+    blocked = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise Gen3RError(f"--out {out} cannot be created: {blocked} is a file; give another folder path")
     if out.is_dir() and any(out.iterdir()) and not args.overwrite:
         raise Gen3RError(f"output folder {out} exists and is not empty; choose another --out or pass --overwrite")
+    if args.split is not None and args.format not in ("official", "re10k"):
+        raise Gen3RError(f"--split names a split of the official and re10k layouts; drop it for --format {args.format}")
+    need = args.scenes * args.frames * args.height * args.width * _BYTES_PER_PIXEL
+    if need > _physical_memory():
+        raise Gen3RError(f"{args.scenes} scene(s) of {args.frames} frames of {args.height}x{args.width} need about "
+                         f"{need / 2**30:.3g} GiB of memory, more than this machine has; lower --scenes, --frames, "
+                         "--height or --width")
     from tqdm.auto import tqdm
 
     from gen3r.io.atomic import atomic_dir

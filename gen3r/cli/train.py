@@ -58,6 +58,65 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+#: Base-model stages: the class their ``model`` sizes build and the component their ``init`` names.
+_BASE_MODELS = {"vggt": ("gen3r.models.vggt:VGGT", "vggt"), "vae": ("diffusers:AutoencoderKLWan", "wan_vae")}
+
+
+def _non_finite(data, key: str = "") -> str | None:
+    """The first config key (``optim.lr``, ``optim.betas[0]``) holding NaN or an infinity, else None."""
+    import math
+
+    if isinstance(data, dict):
+        items = [(f"{key}.{k}" if key else str(k), v) for k, v in data.items()]
+    elif isinstance(data, (list, tuple)):
+        items = [(f"{key}[{i}]", v) for i, v in enumerate(data)]
+    else:
+        return key if isinstance(data, float) and not math.isfinite(data) else None
+    for sub, value in items:
+        if (found := _non_finite(value, sub)) is not None:
+            return found
+    return None
+
+
+def check_before_models(stage: str, config) -> None:
+    """Everything the trainers would reject only once they build or load models: the output folder,
+    the data, the device, the checkpoint, the weights to start from and the model sizes."""
+    import importlib
+
+    import torch
+
+    from gen3r.errors import Gen3RError
+    from gen3r.pipeline.loading import check_device, detect_layout, resolve_checkpoint
+    from gen3r.train.data import build_dataset
+    from gen3r.train.stages import resolve_component
+
+    out = Path(config.output_dir)
+    blocked = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise Gen3RError(f"output folder {out} cannot be used: {blocked} is a file; pass another --out")
+    build_dataset(config.data, config.seed)  # data errors first (cheap: index files, no frames read)
+    check_device(config.device, "config key 'device'")
+    if stage in ("adapter", "dit"):
+        if config.checkpoint is None:
+            raise Gen3RError("no Gen3R checkpoint given; set 'checkpoint' in the config or pass --checkpoint DIR")
+        detect_layout(resolve_checkpoint(config.checkpoint))
+    if stage == "dit" and config.adapter_path is not None:
+        resolve_component(config.adapter_path, "geo_adapter")
+    if stage in _BASE_MODELS:
+        target, component = _BASE_MODELS[stage]
+        if config.init != "random":
+            resolve_component(config.init, component)
+        module, _, name = target.partition(":")
+        cls = getattr(importlib.import_module(module), name)
+        try:
+            with torch.device("meta"):  # sizes only: no memory, no weights
+                cls(**config.model)
+        except Exception as exc:  # unknown or impossible sizes raise many types
+            reason = " ".join(str(exc).split())  # one line
+            raise Gen3RError(f"config key 'model' cannot build {name} ({type(exc).__name__}: {reason}); fix the sizes "
+                             f"(`gen3r train {stage} --preset smoke --print-config` shows valid ones)") from None
+
+
 def run(args: argparse.Namespace) -> int:
     import torch.distributed as dist
 
@@ -70,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
         raise Gen3RError(f"pass --preset NAME ({', '.join(PRESETS[args.stage])}) or --config FILE.json (or both); "
                          "`gen3r train --help` shows how to start")
     data = preset(args.stage, args.preset) if args.preset else {}
+    if args.config is not None and args.config.is_dir():
+        raise Gen3RError(f"--config {args.config} is a folder; pass a JSON file with the training settings")
     if args.config is not None:
         data = merge(data, read_config_json(args.config))
     for key, value in (("checkpoint", args.checkpoint), ("output_dir", args.out), ("max_steps", args.max_steps)):
@@ -86,16 +147,20 @@ def run(args: argparse.Namespace) -> int:
             raise Gen3RError("--adapter is an option of the dit stage")
         data["adapter_path"] = str(resolve_component(args.adapter, "geo_adapter"))
     config_cls, train = stage_entry(args.stage)
-    from gen3r.train.config import config_from_dict
+    from gen3r.train.config import config_from_dict, config_to_dict
 
     config = config_from_dict(config_cls, data)
+    bad = _non_finite(config_to_dict(config))
+    if bad is not None:
+        raise Gen3RError(f"config key {bad!r} is NaN or infinite; write a finite number")
     if args.print_config:
         import json
 
-        from gen3r.train.config import config_to_dict, validate
+        from gen3r.train.config import validate
 
         print(json.dumps(config_to_dict(validate(config)), indent=1))
         return 0
+    check_before_models(args.stage, config)
     try:
         result = train(config, resume=args.resume, max_steps=args.stop_at)
     finally:

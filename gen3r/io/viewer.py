@@ -35,6 +35,9 @@ def load_scene(out_dir: str | Path, max_points: int = 500_000, thumbnail_size: i
     from gen3r.cameras import load_cameras
 
     out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        problem = "is a file, not a folder" if out_dir.exists() else "does not exist"
+        raise Gen3RError(f"{out_dir} {problem}; pass a folder written by `gen3r generate`/`reconstruct`/`demo`")
     ply, cams = out_dir / "points.ply", out_dir / "cameras.json"
     for f in (ply, cams):
         if not f.is_file():
@@ -57,9 +60,13 @@ def load_scene(out_dir: str | Path, max_points: int = 500_000, thumbnail_size: i
     thumbs = []
     images = sorted((out_dir / "images").glob("*.png")) if (out_dir / "images").is_dir() else []
     for path in images[: len(cameras)]:
-        with Image.open(path) as img:
-            img.thumbnail((thumbnail_size, thumbnail_size))
-            thumbs.append(np.asarray(img.convert("RGB")))
+        try:
+            with Image.open(path) as img:
+                img.thumbnail((thumbnail_size, thumbnail_size))
+                thumbs.append(np.asarray(img.convert("RGB")))
+        except (OSError, ValueError) as exc:  # PIL: UnidentifiedImageError, truncated data
+            raise Gen3RError(f"cannot read {path} ({type(exc).__name__}); the image is damaged: export the folder "
+                             "again") from None
     return ViewerScene(points=points, colors=colors, cameras=cameras, thumbnails=thumbs)
 
 

@@ -65,7 +65,8 @@ def detect_layout(path: str | Path) -> str:
     """Return ``"gen3r"`` for our converted layout, ``"official"`` for the official one."""
     path = Path(path)
     if not path.is_dir():
-        raise CheckpointError(f"checkpoint folder {path} does not exist; pass the folder that holds "
+        problem = "is a file, not a folder" if path.exists() else "does not exist"
+        raise CheckpointError(f"checkpoint folder {path} {problem}; pass the folder that holds "
                               "model_index.json and the component sub-folders")
     index = path / "model_index.json"
     if index.is_file():
@@ -73,6 +74,8 @@ def detect_layout(path: str | Path) -> str:
             data = json.loads(index.read_text())
         except json.JSONDecodeError as exc:
             raise CheckpointError(f"{index} is not valid JSON ({exc}); re-download the checkpoint") from exc
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{index} is not a JSON object; re-download the checkpoint")
         if GEN3R_LAYOUT_KEY in data:
             return "gen3r"
         return "official"
@@ -96,9 +99,43 @@ def read_architecture(path: str | Path, architecture: str | Path | dict | None) 
         raise CheckpointError(f"architecture file {architecture} does not exist; pass a JSON file "
                               "in the format of tiny_arch.json or omit it for the full-size model")
     try:
-        return json.loads(architecture.read_text())
+        data = json.loads(architecture.read_text())
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"architecture file {architecture} is not valid JSON ({exc})") from exc
+    sized = ("clip_image_encoder", "transformer", "wan_vae", "geo_adapter", "vggt")  # read with arch.get
+    bad = [name for name in sized if not isinstance(data, dict) or not isinstance(data.get(name, {}), dict)]
+    if bad:
+        raise CheckpointError(f"architecture file {architecture} must map each component to an object of sizes "
+                              f"('{bad[0]}' does not); use the format of tiny_arch.json")
+    return data
+
+
+def check_device(device: str | None, option: str = "--device") -> None:
+    """Raise Gen3RError unless ``device`` (None: automatic) is a torch device this machine has: checked
+    before any model is loaded or moved there."""
+    from gen3r.errors import Gen3RError
+
+    if device is None:
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise Gen3RError(f"{option} {device!r} is not a torch device; pass cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise Gen3RError(f"{option} {device}: CUDA is not available on this machine; pass cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise Gen3RError(f"{option} {device}: this machine has {torch.cuda.device_count()} CUDA device(s); "
+                         "pass cuda:0 or another index that exists")
+
+
+def _load_tokenizer(folder: Path):
+    """The tokenizer of ``folder``; its error on one line (transformers' messages span several)."""
+    from gen3r.models.text_encoder import load_tokenizer
+
+    try:
+        return load_tokenizer(folder)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(" ".join(str(exc).split())) from None
 
 
 def _require(path: Path, name: str) -> Path:
@@ -120,7 +157,11 @@ def load_scheduler(folder: Path):
     if name != "FlowMatchEulerDiscreteScheduler":
         raise CheckpointError(f"scheduler {name} in {cfg} is not supported; Gen3R uses "
                               "FlowMatchEulerDiscreteScheduler")
-    return FlowMatchEulerDiscreteScheduler.from_config(config)
+    try:
+        return FlowMatchEulerDiscreteScheduler.from_config(config)
+    except (TypeError, ValueError) as exc:  # values the scheduler cannot use, e.g. a negative step count
+        raise CheckpointError(f"cannot build the scheduler from {cfg} ({' '.join(str(exc).split())}); "
+                              "re-download the checkpoint") from None
 
 
 def load_official_components(path: str | Path, architecture: str | Path | dict | None = None,
@@ -128,7 +169,7 @@ def load_official_components(path: str | Path, architecture: str | Path | dict |
     """Load every component of an official-layout checkpoint (strictly)."""
     from gen3r.models.geo_adapter import GeometryAdapter
     from gen3r.models.image_encoder import load_official_image_encoder
-    from gen3r.models.text_encoder import load_official_text_encoder, load_tokenizer
+    from gen3r.models.text_encoder import load_official_text_encoder
     from gen3r.models.transformer import Gen3RTransformer3DModel
     from gen3r.models.vggt import VGGT
     from gen3r.models.wan_vae import load_official_wan_vae
@@ -138,7 +179,7 @@ def load_official_components(path: str | Path, architecture: str | Path | dict |
     folders = {name: _require(path, name) for name in COMPONENTS}
     logger.info("loading official-layout checkpoint %s", path)
     return {
-        "tokenizer": load_tokenizer(folders["tokenizer"]),
+        "tokenizer": _load_tokenizer(folders["tokenizer"]),
         "text_encoder": load_official_text_encoder(folders["text_encoder"], torch_dtype=torch_dtype),
         "clip_image_encoder": load_official_image_encoder(
             folders["clip_image_encoder"], arch=arch.get("clip_image_encoder"), torch_dtype=torch_dtype),
@@ -195,8 +236,7 @@ def _load_transformers_model(cls, config_cls, folder: Path, torch_dtype: torch.d
 def load_gen3r_components(path: str | Path, torch_dtype: torch.dtype | None = None) -> dict[str, Any]:
     """Load every component of our converted layout (strictly)."""
     from diffusers import AutoencoderKLWan
-    from transformers import (AutoTokenizer, CLIPVisionConfig, CLIPVisionModel, UMT5Config,
-                              UMT5EncoderModel)
+    from transformers import CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
 
     from gen3r.models.geo_adapter import GeometryAdapter
     from gen3r.models.transformer import Gen3RTransformer3DModel
@@ -206,7 +246,7 @@ def load_gen3r_components(path: str | Path, torch_dtype: torch.dtype | None = No
     folders = {name: _require(path, name) for name in COMPONENTS}
     logger.info("loading gen3r-layout checkpoint %s", path)
     return {
-        "tokenizer": AutoTokenizer.from_pretrained(str(folders["tokenizer"]), local_files_only=True),
+        "tokenizer": _load_tokenizer(folders["tokenizer"]),
         "text_encoder": _load_transformers_model(UMT5EncoderModel, UMT5Config, folders["text_encoder"], torch_dtype),
         "clip_image_encoder": _load_transformers_model(CLIPVisionModel, CLIPVisionConfig,
                                                        folders["clip_image_encoder"], torch_dtype),
