@@ -57,6 +57,9 @@ def plan_windows(num_frames: int, window: int, overlap: int | None = None) -> li
         logger.warning("video has %d frames: using windows of %d frames", num_frames, window)
     if overlap is None:
         overlap = default_overlap(window)
+    if num_frames <= window:  # one window covers everything: the overlap plays no part
+        logger.info("%d frames -> 1 window of %d frames", num_frames, window)
+        return [(num_frames - window, num_frames)]
     if overlap >= window:
         raise Gen3RError(f"--overlap ({overlap}) must be smaller than the window ({window} frames); "
                          f"pass --overlap {default_overlap(window)} or a longer --frames")
