@@ -57,3 +57,23 @@ def test_busy_cpu_warns_model_runs_only(monkeypatch, caplog, restore_threads):
     with caplog.at_level(logging.WARNING, logger="gen3r"):
         cli_main.configure_threads(None, "generate")
     assert caplog.text == ""
+
+
+def test_a_multiline_library_error_prints_as_one_line(monkeypatch, capsys):
+    from gen3r.cli import cameras
+    from gen3r.errors import Gen3RError
+
+    def fail(args):
+        raise Gen3RError("first part\n  second part\n")
+
+    monkeypatch.setattr(cameras, "run_list", fail)
+    assert main(["cameras", "list"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert err == ["gen3r: error: first part; second part"]
+
+
+@pytest.mark.parametrize("flag", ["--guidance=inf", "--guidance=nan", "--fps=0"])
+def test_generate_numbers_must_be_finite(tmp_path, capsys, flag):
+    with pytest.raises(SystemExit) as exc:
+        main(["generate", str(tmp_path / "x.png"), flag, "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2 and "error:" in capsys.readouterr().err

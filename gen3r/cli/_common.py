@@ -18,7 +18,7 @@ def _number_type(name: str, convert: type, minimum: int, inclusive: bool,
             value = convert(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-        if not (value >= minimum if inclusive else value > minimum):  # NaN fails both
+        if not (value >= minimum if inclusive else value > minimum) or value == float("inf"):  # NaN fails both
             raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
         return value
 
@@ -29,7 +29,7 @@ def _number_type(name: str, convert: type, minimum: int, inclusive: bool,
 
 positive_int = _number_type("positive_int", int, 0, False, "a positive integer")
 non_negative_int = _number_type("non_negative_int", int, 0, True, "an integer >= 0")
-positive_float = _number_type("positive_float", float, 0, False, "a positive number")
+positive_float = _number_type("positive_float", float, 0, False, "a positive finite number")
 
 
 def _finite_float(text: str) -> float:
@@ -133,3 +133,20 @@ def load_pipeline(args: argparse.Namespace):
     if args.vae_tiling:
         pipe.enable_vae_tiling()
     return pipe
+
+
+def check_model_options(args: argparse.Namespace) -> None:
+    """What loading the models would reject late (after minutes at full size): a non-finite
+    guidance, a bad architecture file, an unknown device, an --out below a file."""
+    import math
+
+    from gen3r.errors import Gen3RError
+    from gen3r.pipeline.loading import check_device, read_architecture, resolve_checkpoint
+
+    if not math.isfinite(args.guidance):
+        raise Gen3RError(f"--guidance must be a finite number, got {args.guidance}")
+    read_architecture(resolve_checkpoint(args.checkpoint), args.architecture)
+    check_device(args.device)
+    blocked = next((p for p in args.out.parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise Gen3RError(f"--out {args.out} cannot be created: {blocked} is a file; pass another folder path")

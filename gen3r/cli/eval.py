@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gen3r.cli._common import (add_pipeline_args, load_pipeline, positive_float, positive_int,
+from gen3r.cli._common import (add_pipeline_args, check_model_options, load_pipeline, positive_float, positive_int,
                                resolve_checkpoint_defaults)
 
 
@@ -78,22 +78,6 @@ def build_reader(dataset: str, root: Path, split: Path | None):
         problem = "is a file, not a folder" if root.exists() else "does not exist"
         raise Gen3RError(f"dataset root {root} {problem}; pass the folder of the {dataset} data with --root")
     return DATASETS[dataset](root, split_file=split)
-
-
-def check_model_options(args: argparse.Namespace) -> None:
-    """What the model loading would reject late: guidance, architecture file, device, an --out below a file."""
-    import math
-
-    from gen3r.errors import Gen3RError
-    from gen3r.pipeline.loading import check_device, read_architecture, resolve_checkpoint
-
-    if not math.isfinite(args.guidance):
-        raise Gen3RError(f"--guidance must be a finite number, got {args.guidance}")
-    read_architecture(resolve_checkpoint(args.checkpoint), args.architecture)
-    check_device(args.device)
-    blocked = next((p for p in args.out.parents if p.exists() and not p.is_dir()), None)
-    if blocked is not None:
-        raise Gen3RError(f"--out {args.out} cannot be created: {blocked} is a file; pass another folder path")
 
 
 def run(args: argparse.Namespace) -> int:

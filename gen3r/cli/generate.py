@@ -6,8 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from gen3r.cli._common import (add_pipeline_args, add_trajectory_params, load_pipeline, positive_int,
-                               resolve_checkpoint_defaults, trajectory_params)
+from gen3r.cli._common import (add_pipeline_args, add_trajectory_params, check_model_options, load_pipeline,
+                               positive_int, resolve_checkpoint_defaults, trajectory_params)
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ def _validate_early(args: argparse.Namespace) -> None:
 
     resolve_checkpoint_defaults(args)
     check_size(args.frames, args.height, args.width)
+    check_model_options(args)
     if args.out.exists() and not args.out.is_dir():
         raise Gen3RError(f"--out {args.out} is a file; pass a folder path")
     if args.out.exists() and any(args.out.iterdir()) and not args.overwrite:

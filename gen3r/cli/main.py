@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except Gen3RError as exc:
-        print(f"gen3r: error: {exc}", file=sys.stderr)
+        message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"gen3r: error: {message}", file=sys.stderr)  # one line, the last one printed
         return 2
     except KeyboardInterrupt:
         print("gen3r: interrupted", file=sys.stderr)
