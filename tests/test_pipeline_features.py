@@ -232,3 +232,21 @@ def test_reconstruct_window_errors_come_before_the_models_load(tmp_path, capsys,
     with pytest.raises(SystemExit):
         main(["reconstruct", "--help"])
     assert "8 for 49" in capsys.readouterr().out
+
+
+def test_cpu_run_of_the_full_size_model_says_it_takes_hours(caplog):
+    import logging
+    from types import SimpleNamespace
+
+    from gen3r.pipeline import Gen3RPipeline
+
+    big = torch.nn.Module()
+    big.weight = torch.nn.Parameter(torch.empty(14_000_000_000, device="meta"))  # the 14B DiT, no memory
+    small = torch.nn.Linear(1000, 1000)
+    with caplog.at_level(logging.WARNING, logger="gen3r.pipeline.pipeline_gen3r"):
+        Gen3RPipeline._warn_if_cpu_is_too_slow(SimpleNamespace(transformer=big), torch.device("cpu"), 49, 560, 560, 50)
+        assert "expect hours" in caplog.text and "gen3r-mini" in caplog.text
+        caplog.clear()
+        Gen3RPipeline._warn_if_cpu_is_too_slow(SimpleNamespace(transformer=big), torch.device("cuda"), 49, 560, 560, 50)
+        Gen3RPipeline._warn_if_cpu_is_too_slow(SimpleNamespace(transformer=small), torch.device("cpu"), 17, 112, 112, 25)
+        assert caplog.text == ""

@@ -236,6 +236,20 @@ class Gen3RPipeline(DiffusionPipeline):
         scene_scales = [0.8 * torch.median(d.float()).item() for d in depth]
         return intrinsics[:, 0], scene_scales
 
+    def _warn_if_cpu_is_too_slow(self, device: torch.device, num_frames: int, height: int, width: int,
+                                 steps: int) -> None:
+        """Say so before a CPU run of a big transformer that will take hours (the full-size model at
+        its defaults: 49 x 560 x 560, 50 steps), and what to do instead."""
+        if device.type != "cpu":
+            return
+        params = sum(p.numel() for p in self.transformer.parameters())
+        tokens = ((num_frames - 1) // 4 + 1) * (height // 16) * (2 * width // 16)
+        if params * tokens * steps * 2 > 1e15:  # ~2 flops per parameter and token, twice with CFG: > ~30 min
+            logger.warning("running a %.1fB-parameter transformer on the CPU for %d frames of %dx%d and %d steps: "
+                           "expect hours. Move the pipeline to a GPU (pipe.to('cuda')), or lower --frames / size "
+                           "/ --steps, or try the embedded mini model (--checkpoint gen3r-mini)", params / 1e9,
+                           num_frames, height, width, steps)
+
     def resolve_cameras(self, cameras, task: str, frames: torch.Tensor, num_frames: int,
                         height: int, width: int, camera_params: Mapping[str, float] | None = None,
                         ) -> tuple[torch.Tensor | None, dict]:
@@ -405,6 +419,7 @@ class Gen3RPipeline(DiffusionPipeline):
             raise Gen3RError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
         device = self._exec_device
         dit_dtype = module_dtype(self.transformer)
+        self._warn_if_cpu_is_too_slow(device, num_frames, height, width, num_inference_steps)
 
         # 1. inputs and task
         frames = as_frames(images, height, width)

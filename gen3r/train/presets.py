@@ -175,7 +175,7 @@ PRESETS["adapter"]["mini-refine"] = merge(PRESETS["adapter"]["mini"], {
     "max_steps": 600, "seed": 1, "optim": {"lr": 2e-4, "warmup_steps": 50}})
 PRESETS["dit"]["mini-refine"] = merge(PRESETS["dit"]["mini"], {
     "output_dir": "runs/mini/dit2", "checkpoint": MINI_BASE2, "adapter_path": "runs/mini/adapter2",
-    "max_steps": 2500, "seed": 1, "data": {"max_scenes": 1000}, "optim": {"lr": 3e-4, "warmup_steps": 50}})
+    "max_steps": 1800, "seed": 1, "data": {"max_scenes": 800}, "optim": {"lr": 3e-4, "warmup_steps": 50}})
 
 
 # The released recipe (the config classes' defaults are the official ``train_geo_adapter_pl.sh`` /
