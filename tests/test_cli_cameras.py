@@ -63,7 +63,7 @@ def test_make_refuses_an_impossible_field_of_view(tmp_path, capsys, fov):
         main(["cameras", "make", "zoom_in", str(tmp_path / "x.json"), f"--fov={fov}"])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert "between 0 and 180" in err or "finite" in err or "a number" in err
+    assert "a field of view in degrees in (0, 180)" in err
     assert "focal" not in err and not (tmp_path / "x.json").exists()
 
 

@@ -24,10 +24,11 @@ PSNR_MARGIN = 0.5
 #: Camera AUC@30 floor of allview reconstruction (pairs of all scenes pooled).
 AUC_FLOOR = 0.3
 #: What the shipped model does reach (docs/mini-model.md): 1view PSNR within this many dB of copying
-#: frame 0 (measured -1.7; an untrained model: -5.3) and allview rotation accuracy RRA@30 (pairs
-#: under 30 degrees) at least this (its translations are not learnt yet, so AUC@30 is ~0).
+#: frame 0, and allview depth AbsRel (per-frame median scaling) below this (and below a constant
+#: depth per frame). Its cameras are not learnt (they match constant identity cameras), so the camera
+#: checks are strict xfails against the identity baseline.
 PSNR_LEARNT = -3.0
-RRA_LEARNT = 0.5
+DEPTH_LEARNT = 0.3
 #: The targets above are not met by the shipped model yet: those tests are strict xfails, so the
 #: day a retrained model meets them they fail as XPASS and must become plain tests.
 NOT_MET = pytest.mark.xfail(strict=True, reason="mini model below the issue's target; see docs/mini-model.md")
@@ -71,21 +72,30 @@ def psnr_gain_over_copy(pipe, scenes) -> float:
     return float(np.mean(gains))
 
 
-def allview_cameras(pipe, scenes) -> tuple[float, float]:
-    """(AUC@30, RRA@30) of allview reconstruction over the relative poses of all scenes."""
+def allview(pipe, scenes) -> dict[str, float]:
+    """Allview reconstruction over ``scenes``: camera AUC@30 / RRA@30 over the relative poses of all
+    scenes pooled, the same for constant identity cameras, and depth AbsRel (per-frame median
+    scaling) of the model and of a constant depth per frame (means over scenes)."""
     from gen3r.eval.camera_metrics import auc_from_errors
+    from gen3r.eval.runner import depth_abs_rel
 
-    rra, rta = [], []
+    rra, rta, rra_id, rta_id, absrel, absrel_flat = [], [], [], [], [], []
     for scene in scenes:
         out = pipe(_frames(scene)[None], task="allview", generator=torch.Generator().manual_seed(0))
         extrinsics = out.extrinsics[0].double().numpy()
+        gt = scene.extrinsics.astype(np.float64)
         if not np.isfinite(extrinsics).all():
-            return 0.0, 0.0
-        res = pose_auc(extrinsics, scene.extrinsics.astype(np.float64), max_threshold=30)
-        rra.append(res["rra"])
-        rta.append(res["rta"])
-    rra, rta = np.concatenate(rra), np.concatenate(rta)
-    return float(auc_from_errors(rra, rta, 30)), float((rra < 30).mean())
+            extrinsics = np.full_like(extrinsics, np.nan)
+        res = pose_auc(np.nan_to_num(extrinsics, nan=0.0), gt, max_threshold=30)
+        ident = pose_auc(np.tile(np.eye(4), (len(gt), 1, 1)), gt, max_threshold=30)
+        rra.append(res["rra"]), rta.append(res["rta"]), rra_id.append(ident["rra"]), rta_id.append(ident["rta"])
+        depth, valid = out.depth[0].double().numpy(), scene.depth > 0
+        absrel.append(depth_abs_rel(np.nan_to_num(depth, nan=-1.0), scene.depth, valid))
+        absrel_flat.append(depth_abs_rel(np.ones_like(scene.depth), scene.depth, valid))
+    rra, rta, rra_id, rta_id = (np.concatenate(x) for x in (rra, rta, rra_id, rta_id))
+    return {"auc30": auc_from_errors(rra, rta, 30), "rra30": float((rra < 30).mean()),
+            "identity_auc30": auc_from_errors(rra_id, rta_id, 30), "identity_rra30": float((rra_id < 30).mean()),
+            "absrel": float(np.mean(absrel)), "flat_absrel": float(np.mean(absrel_flat))}
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +104,8 @@ def gains(mini, untrained, scenes):
 
 
 @pytest.fixture(scope="module")
-def cameras(mini, untrained, scenes):
-    return allview_cameras(mini, scenes), allview_cameras(untrained, scenes)
+def recon(mini, untrained, scenes):
+    return allview(mini, scenes), allview(untrained, scenes)
 
 
 def test_shipped_weights_load_strictly_and_fit_the_budget(mini):
@@ -122,17 +132,26 @@ def test_1view_beats_copying_the_first_frame(gains):
     assert gain >= PSNR_MARGIN, f"trained mini model: {gain:.2f} dB over copying frame 0"
 
 
-def test_allview_reconstruction_finds_the_rotations(cameras):
-    (_, rra), (_, random_rra) = cameras
-    assert rra >= RRA_LEARNT, f"trained mini model: RRA@30 {rra:.3f}"
-    assert random_rra < RRA_LEARNT, f"an untrained model passes too: RRA@30 {random_rra:.3f}"
+def test_allview_depth_has_learnt_the_scenes(recon):
+    mine, random = recon
+    assert mine["absrel"] <= DEPTH_LEARNT, f"trained mini model: depth AbsRel {mine['absrel']:.3f}"
+    assert mine["absrel"] < mine["flat_absrel"], f"no better than a constant depth ({mine['flat_absrel']:.3f})"
+    assert random["absrel"] > DEPTH_LEARNT, f"an untrained model passes too: AbsRel {random['absrel']:.3f}"
 
 
 @NOT_MET
-def test_allview_reconstruction_camera_auc(cameras):
-    (auc, _), (random_auc, _) = cameras
-    assert random_auc < AUC_FLOOR, f"an untrained model passes too: AUC@30 {random_auc:.3f}"
-    assert auc >= AUC_FLOOR, f"trained mini model: AUC@30 {auc:.3f}"
+def test_allview_rotations_beat_constant_cameras(recon):
+    mine, random = recon
+    assert random["rra30"] < mine["identity_rra30"] + 0.1, f"an untrained model passes too: {random['rra30']:.3f}"
+    assert mine["rra30"] >= mine["identity_rra30"] + 0.1, \
+        f"trained RRA@30 {mine['rra30']:.3f} vs identity cameras {mine['identity_rra30']:.3f}"
+
+
+@NOT_MET
+def test_allview_reconstruction_camera_auc(recon):
+    mine, random = recon
+    assert random["auc30"] < AUC_FLOOR, f"an untrained model passes too: AUC@30 {random['auc30']:.3f}"
+    assert mine["auc30"] >= AUC_FLOOR, f"trained mini model: AUC@30 {mine['auc30']:.3f}"
 
 
 # ------------------------------------------------------------------------------ the default model

@@ -98,7 +98,7 @@ def test_view_bad_port_is_an_argparse_error(out_dir, capsys, port):
 
     with pytest.raises(SystemExit) as exc:
         main(["view", str(out_dir), f"--port={port}"])
-    assert exc.value.code == 2 and "port number 1-65535" in capsys.readouterr().err
+    assert exc.value.code == 2 and "a port number in [1, 65535]" in capsys.readouterr().err
 
 
 def test_view_truncated_point_cloud_is_one_line(out_dir, capsys):

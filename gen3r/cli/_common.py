@@ -42,12 +42,28 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def field_of_view(text: str) -> float:
-    """A field of view in degrees, strictly between 0 and 180 (argparse type)."""
-    value = _finite_float(text)
-    if not 0 < value < 180:
-        raise argparse.ArgumentTypeError(f"a field of view is in degrees, strictly between 0 and 180; got {text}")
-    return value
+def bounded(name: str, convert: type, low: float, high: float, what: str, *,
+            open_low: bool = False, open_high: bool = False) -> Callable[[str], int | float]:
+    """An argparse ``type``: ``convert(text)`` within ``[low, high]`` (``open_*``: that end excluded);
+    NaN and infinities are refused. The error reads ``expected {what} in [low, high], got ...``."""
+    interval = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+
+    def parse(text: str) -> int | float:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} in {interval}, got {text!r}") from None
+        inside = (value > low if open_low else value >= low) and (value < high if open_high else value <= high)
+        if not inside:  # NaN compares false: refused too
+            raise argparse.ArgumentTypeError(f"expected {what} in {interval}, got {text}")
+        return value
+
+    parse.__name__ = parse.__qualname__ = name
+    parse.__doc__ = f"Parse {what} in {interval} (argparse type)."
+    return parse
+
+
+field_of_view = bounded("field_of_view", float, 0, 180, "a field of view in degrees", open_low=True, open_high=True)
 
 
 #: Trajectory preset parameters settable from the command line: name -> help.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gen3r.cli._common import (add_trajectory_params, field_of_view, positive_float, positive_int,
+from gen3r.cli._common import (add_trajectory_params, bounded, field_of_view, positive_float,
                                trajectory_params)
 
 
@@ -23,11 +23,7 @@ def _size(text: str) -> tuple[int, int]:
 MAX_FRAMES = 100_000
 
 
-def _frame_count(text: str) -> int:
-    value = positive_int(text)
-    if value > MAX_FRAMES:
-        raise argparse.ArgumentTypeError(f"expected at most {MAX_FRAMES} frames, got {value}")
-    return value
+_frame_count = bounded("frame_count", int, 1, MAX_FRAMES, "a number of cameras")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -8,7 +8,7 @@ import os
 import re
 from pathlib import Path
 
-from gen3r.cli._common import non_negative_int, positive_int
+from gen3r.cli._common import bounded, non_negative_int, positive_int
 from gen3r.errors import Gen3RError
 
 logger = logging.getLogger(__name__)
@@ -22,21 +22,8 @@ _FORMAT_HELP = {
 }
 
 
-def _fov(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a field of view in degrees, got {text!r}") from None
-    if not 1.0 <= value <= 170.0:
-        raise argparse.ArgumentTypeError(f"field of view must be in [1, 170] degrees, got {value}")
-    return value
-
-
-def _num_objects(text: str) -> int:
-    value = non_negative_int(text)
-    if value > 64:
-        raise argparse.ArgumentTypeError(f"expected at most 64 objects, got {value}")
-    return value
+_fov = bounded("field_of_view", float, 1.0, 170.0, "a field of view in degrees")
+_num_objects = bounded("num_objects", int, 0, 64, "a number of objects")
 
 
 def _split(text: str) -> str:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gen3r.cli._common import bounded
+
+_port = bounded("port", int, 1, 65535, "a port number")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,15 +19,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=_port, default=8080, help="port (default 8080)")
     p.set_defaults(func=run)
 
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number 1-65535, got {text!r}") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 1-65535, got {value}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
