@@ -46,16 +46,20 @@ def smooth(values: Sequence[float], window: int) -> np.ndarray:
 
 def plot_runs(runs: Mapping[str, str | Path], out: str | Path, keys: Mapping[str, Sequence[str]] | None = None,
               window: int = 20) -> Path:
-    """One panel per run with its loss terms (log scale, moving average over ``window`` records)
-    against the optimizer step; written atomically as a PNG. ``keys``: run -> terms to draw
+    """One panel per run (up to 4 per row) with its loss terms (log scale, moving average over
+    ``window`` records) against the optimizer step; written atomically as a PNG. ``keys``: run -> terms to draw
     (default: every logged loss term)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.2), squeeze=False)
-    for ax, (name, path) in zip(axes[0], runs.items()):
+    cols = min(len(runs), 4)
+    rows = -(-len(runs) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax in axes.flat[len(runs):]:
+        ax.axis("off")
+    for ax, (name, path) in zip(axes.flat, runs.items()):
         records = read_metrics(path)
         if not records:
             raise Gen3RError(f"{path} holds no metrics records")
