@@ -96,3 +96,22 @@ def _start_copy(tmp_path: Path, component_dir: Path, weight_file: str,
     for name in copy:
         shutil.copy(component_dir / name, folder / name)
     return folder, load_file(str(component_dir / weight_file))
+
+
+def export_small_output(out: Path) -> Path:
+    """A 3-frame output folder (24 x 32, constant depth 2, cameras stepping along z) as `gen3r generate`
+    writes it, for the viewer and its bad-input tests."""
+    import numpy as np
+
+    from gen3r.cameras import Cameras
+    from gen3r.geometry import unproject_depth
+    from gen3r.io.results import export_scene
+
+    ext = torch.eye(4).repeat(3, 1, 1)
+    ext[:, 2, 3] = torch.tensor([0.0, 0.1, 0.2])
+    K = torch.tensor([[20.0, 0, 16], [0, 20.0, 12], [0, 0, 1]]).repeat(3, 1, 1)
+    cams = Cameras(extrinsics=ext, intrinsics=K, image_size=(24, 32))
+    depth = np.full((3, 24, 32), 2.0, np.float32)
+    wp = unproject_depth(depth, cams.extrinsics, cams.intrinsics, min_max_depth_mask=False)
+    rgb = np.random.default_rng(0).random((3, 24, 32, 3)).astype(np.float32)
+    return export_scene(out, rgb=rgb, depth=depth, world_points=wp, cameras=cams)

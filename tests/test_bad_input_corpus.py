@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _tiny import export_small_output
 
 from gen3r.cli import eval as cli_eval
 from gen3r.cli.main import main
@@ -535,18 +536,7 @@ def test_scene_refuses(build, needle, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> Path:
-    from gen3r.cameras import Cameras
-    from gen3r.geometry import unproject_depth
-    from gen3r.io.results import export_scene
-
-    ext = torch.eye(4).repeat(3, 1, 1)
-    ext[:, 2, 3] = torch.tensor([0.0, 0.1, 0.2])
-    K = torch.tensor([[20.0, 0, 16], [0, 20.0, 12], [0, 0, 1]]).repeat(3, 1, 1)
-    cams = Cameras(extrinsics=ext, intrinsics=K, image_size=(24, 32))
-    depth = np.full((3, 24, 32), 2.0, np.float32)
-    wp = unproject_depth(depth, cams.extrinsics, cams.intrinsics, min_max_depth_mask=False)
-    rgb = np.random.default_rng(0).random((3, 24, 32, 3)).astype(np.float32)
-    return export_scene(tmp_path_factory.mktemp("view") / "out", rgb=rgb, depth=depth, world_points=wp, cameras=cams)
+    return export_small_output(tmp_path_factory.mktemp("view") / "out")
 
 
 def _free_port() -> int:
