@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +36,43 @@ MINI_MODEL = "gen3r-mini"
 MINI_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / MINI_MODEL
 
 
+#: A Hugging Face Hub model id: ``owner/name`` (letters, digits, ``-``, ``_``, ``.``).
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
 def resolve_checkpoint(path: str | Path | None) -> Path:
-    """The checkpoint folder ``path`` names: None or ``"gen3r-mini"`` -> the embedded mini model."""
+    """The checkpoint folder ``path`` names: None or ``"gen3r-mini"`` -> the embedded mini model; an
+    existing folder -> itself; otherwise a Hub id ``owner/name`` (e.g. ``JaceyH919/Gen3R``) -> its
+    snapshot in the huggingface_hub cache, downloaded there first unless offline
+    (``HF_HUB_OFFLINE=1``: the cache only)."""
     if path is None or str(path) == MINI_MODEL:
         if not (MINI_MODEL_DIR / "model_index.json").is_file():
             raise CheckpointError(f"the embedded mini model is missing from {MINI_MODEL_DIR}; reinstall gen3r "
                                   "or pass --checkpoint DIR")
         return MINI_MODEL_DIR
-    return Path(path)
+    if Path(path).exists() or not _HUB_ID.fullmatch(str(path)):
+        return Path(path)
+    return _hub_snapshot(str(path))
+
+
+def _hub_snapshot(repo_id: str) -> Path:
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    by_hand = (f"download it by hand (`huggingface-cli download {repo_id} --local-dir checkpoints/"
+               f"{repo_id.split('/')[1]}`) and pass that folder")
+    try:
+        folder = Path(snapshot_download(repo_id=repo_id))
+    except LocalEntryNotFoundError:
+        where = "offline (HF_HUB_OFFLINE=1)" if constants.HF_HUB_OFFLINE else "the Hub cannot be reached"
+        raise CheckpointError(f"{repo_id} is no local folder and not in the Hugging Face cache "
+                              f"({constants.HF_HUB_CACHE}), and {where}; {by_hand}") from None
+    except (HfHubHTTPError, OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot download {repo_id} from the Hugging Face Hub "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); {by_hand}") \
+            from None
+    logger.info("checkpoint %s: %s", repo_id, folder)
+    return folder
 
 
 def read_call_defaults(path: str | Path) -> dict[str, Any]:

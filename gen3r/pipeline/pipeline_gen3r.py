@@ -131,7 +131,10 @@ class Gen3RPipeline(DiffusionPipeline):
     @classmethod
     def from_pretrained(cls, path: str | Path, torch_dtype: torch.dtype | None = None,
                         architecture: str | Path | dict | None = None, **_: Any) -> Gen3RPipeline:
-        """Load a local checkpoint folder in the official layout (auto-detected) or ours.
+        """Load a checkpoint in the official layout (auto-detected) or ours: a local folder,
+        ``"gen3r-mini"`` (the embedded mini model) or a Hugging Face Hub id such as
+        ``"JaceyH919/Gen3R"`` (huggingface_hub's snapshot download into its cache; offline, the cache
+        only). :attr:`checkpoint_path` records the name as given for the last two.
 
         ``architecture``: for official-layout checkpoints whose sizes the official config files
         cannot express (tiny test models): a dict or JSON file like the fixture's
@@ -151,7 +154,7 @@ class Gen3RPipeline(DiffusionPipeline):
         else:
             components = load_gen3r_components(path, torch_dtype)
         pipe = cls(**components)
-        pipe.checkpoint_path = name if name == MINI_MODEL else str(path)
+        pipe.checkpoint_path = str(path) if Path(name) == path else name  # "gen3r-mini" / a Hub id as given
         pipe.checkpoint_layout = layout
         pipe.call_defaults.update(read_call_defaults(path))
         return pipe
