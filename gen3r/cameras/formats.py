@@ -42,7 +42,7 @@ import torch
 from gen3r.cameras.cameras import Cameras
 from gen3r.cameras.pose_encoding import matrix_to_quaternion, quaternion_to_matrix
 from gen3r.errors import Gen3RError
-from gen3r.io.atomic import atomic_path
+from gen3r.io.atomic import atomic_path, file_in_the_way
 
 __all__ = ["FORMATS", "OFFICIAL_IMAGE_SIZE", "detect_format", "load_cameras", "save_cameras", "read_colmap",
            "write_colmap"]
@@ -183,7 +183,7 @@ def save_cameras(cameras: Cameras, path: str | Path, format: str | None = None,
 
 def _check_output(path: Path, fmt: str) -> None:
     """Refuse an output path that cannot be written (before anything is written)."""
-    blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    blocked = file_in_the_way(path)
     if blocked is not None:
         raise Gen3RError(f"cannot write {path}: {blocked} is a file, not a folder; choose another output path")
     if fmt == "colmap" and path.exists() and not path.is_dir():

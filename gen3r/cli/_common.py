@@ -30,6 +30,7 @@ def _number_type(name: str, convert: type, minimum: int, inclusive: bool,
 positive_int = _number_type("positive_int", int, 0, False, "a positive integer")
 non_negative_int = _number_type("non_negative_int", int, 0, True, "an integer >= 0")
 positive_float = _number_type("positive_float", float, 0, False, "a positive finite number")
+thread_count = _number_type("thread_count", int, 0, False, "a positive number of threads")
 
 
 def _finite_float(text: str) -> float:
@@ -157,12 +158,13 @@ def check_model_options(args: argparse.Namespace) -> None:
     import math
 
     from gen3r.errors import Gen3RError
+    from gen3r.io.atomic import file_in_the_way
     from gen3r.pipeline.loading import check_device, read_architecture, resolve_checkpoint
 
     if not math.isfinite(args.guidance):
         raise Gen3RError(f"--guidance must be a finite number, got {args.guidance}")
     read_architecture(resolve_checkpoint(args.checkpoint), args.architecture)
     check_device(args.device)
-    blocked = next((p for p in args.out.parents if p.exists() and not p.is_dir()), None)
+    blocked = file_in_the_way(args.out)
     if blocked is not None:
         raise Gen3RError(f"--out {args.out} cannot be created: {blocked} is a file; pass another folder path")

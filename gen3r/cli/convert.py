@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from gen3r.errors import Gen3RError
+    from gen3r.io.atomic import file_in_the_way
     from gen3r.pipeline import Gen3RPipeline
     from gen3r.pipeline.loading import detect_layout
 
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
                          "delete; pass a folder outside it")
     if args.out_dir.exists() and not args.out_dir.is_dir():
         raise Gen3RError(f"output {args.out_dir} is a file; pass a folder path for the converted checkpoint")
-    blocked = next((p for p in args.out_dir.parents if p.exists() and not p.is_dir()), None)
+    blocked = file_in_the_way(args.out_dir)
     if blocked is not None:
         raise Gen3RError(f"output {args.out_dir} cannot be created: {blocked} is a file; pass another folder path")
     if args.out_dir.exists() and any(args.out_dir.iterdir()) and not args.overwrite:

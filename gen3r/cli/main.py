@@ -15,6 +15,7 @@ import pkgutil
 import sys
 
 from gen3r import __version__
+from gen3r.cli._common import thread_count
 from gen3r.errors import Gen3RError
 
 logger = logging.getLogger("gen3r")
@@ -22,16 +23,6 @@ logger = logging.getLogger("gen3r")
 
 #: Subcommands that run models for long enough to care about CPU threads.
 _HEAVY_COMMANDS = frozenset({"generate", "reconstruct", "eval", "train", "demo", "assemble", "app", "cache"})
-
-
-def _thread_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number of threads, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive number of threads, got {value}")
-    return value
 
 
 def configure_threads(threads: int | None, command: str | None) -> None:
@@ -61,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gen3r {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("--threads", type=_thread_count, default=None, metavar="N",
+    parser.add_argument("--threads", type=thread_count, default=None, metavar="N",
                         help="CPU threads of torch (default: OMP_NUM_THREADS, else every core). Two CPU runs "
                              "at once on one machine: give each half the cores (e.g. --threads 1 on 2 cores); "
                              "sharing cores makes both ~10x slower")

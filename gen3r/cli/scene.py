@@ -86,12 +86,12 @@ def run(args: argparse.Namespace) -> int:
     """Render the scene and write it; returns 0."""
     from gen3r.data import writers
     from gen3r.data.procedural import render_scene
-    from gen3r.io.atomic import atomic_path
+    from gen3r.io.atomic import atomic_dir, atomic_path, file_in_the_way
 
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise Gen3RError(f"--out {out} is a file; give a folder path")
-    blocked = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    blocked = file_in_the_way(out)
     if blocked is not None:
         raise Gen3RError(f"--out {out} cannot be created: {blocked} is a file; give another folder path")
     if out.is_dir() and any(out.iterdir()) and not args.overwrite:
@@ -104,8 +104,6 @@ def run(args: argparse.Namespace) -> int:
                          f"{need / 2**30:.3g} GiB of memory, more than this machine has; lower --scenes, --frames, "
                          "--height or --width")
     from tqdm.auto import tqdm
-
-    from gen3r.io.atomic import atomic_dir
 
     seeds = range(args.seed, args.seed + args.scenes)
     scenes = [render_scene(seed, args.frames, args.height, args.width, kind=args.kind, trajectory=args.trajectory,

@@ -86,12 +86,13 @@ def check_before_models(stage: str, config) -> None:
     import torch
 
     from gen3r.errors import Gen3RError
+    from gen3r.io.atomic import file_in_the_way
     from gen3r.pipeline.loading import check_device, detect_layout, resolve_checkpoint
     from gen3r.train.data import build_dataset
     from gen3r.train.stages import resolve_component
 
     out = Path(config.output_dir)
-    blocked = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    blocked = file_in_the_way(out, include_self=True)
     if blocked is not None:
         raise Gen3RError(f"output folder {out} cannot be used: {blocked} is a file; pass another --out")
     build_dataset(config.data, config.seed)  # data errors first (cheap: index files, no frames read)

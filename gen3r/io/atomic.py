@@ -10,6 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def file_in_the_way(path: str | Path, include_self: bool = False) -> Path | None:
+    """The first existing non-folder among ``path``'s parents (and ``path`` itself with
+    ``include_self``): what would make creating ``path`` as a folder, or a file below them, fail.
+    None when nothing is in the way."""
+    path = Path(path)
+    candidates = (path, *path.parents) if include_self else path.parents
+    return next((p for p in candidates if p.exists() and not p.is_dir()), None)
+
+
 def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
