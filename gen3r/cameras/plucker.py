@@ -79,19 +79,21 @@ def preprocess_poses(c2w: torch.Tensor) -> torch.Tensor:
     return torch.cat([identity[None], first_w2c @ c2w[1:]], 0)
 
 
-def pack_plucker_for_dit(plucker: torch.Tensor) -> torch.Tensor:
+def pack_plucker_for_dit(plucker: torch.Tensor, halves: int = 2) -> torch.Tensor:
     """Pack per-frame Plücker maps into the DiT camera input ``y_camera`` (official packing).
 
     Frame 0 is repeated so there are F + 3 frames, which are grouped by 4 consecutive frames (one
     group per latent frame); inside a group, channel ``4 * c + k`` holds Plücker channel ``c`` of
-    the group's ``k``-th frame. The result is duplicated along width for the appearance (left) and
-    geometry (right) halves of the joint latent.
+    the group's ``k``-th frame. The result is repeated along width once per latent half: the
+    appearance (left) and geometry (right) halves of the joint latent (``halves=2``), or the
+    appearance latent alone of an appearance-only DiT (``halves=1``).
 
     Args:
         plucker: (B, F, 6, H, W) with F = 4k + 1.
+        halves: 2 (joint latent) or 1.
 
     Returns:
-        (B, 24, (F - 1) // 4 + 1, H, 2 * W).
+        (B, 24, (F - 1) // 4 + 1, H, halves * W).
     """
     if plucker.ndim != 5 or plucker.shape[2] != 6:
         raise Gen3RError(f"pack_plucker_for_dit expects (B, F, 6, H, W), got {tuple(plucker.shape)}")
@@ -103,4 +105,4 @@ def pack_plucker_for_dit(plucker: torch.Tensor) -> torch.Tensor:
     groups = (frames + 3) // 4
     p = p.reshape(batch, 6, groups, 4, height, width).transpose(2, 3)  # (B, 6, 4, f, H, W)
     p = p.reshape(batch, 24, groups, height, width)
-    return torch.cat([p, p], dim=-1)
+    return torch.cat([p] * halves, dim=-1)

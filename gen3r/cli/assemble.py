@@ -24,8 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--cache", type=Path, default=None, help="scene cache for the VAE latent statistics")
     parser.add_argument("--fp16", action="store_true", help="store the weights in float16 (half the size)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fresh components (default 0)")
-    parser.add_argument("--arch", choices=("mini", "smoke"), default="mini",
-                        help="sizes of the fresh components (default mini; smoke: tiny, for tests)")
+    parser.add_argument("--arch", choices=("mini", "mini-2stage", "smoke", "smoke-2stage"), default="mini",
+                        help="sizes of the fresh components (default mini; smoke: tiny, for tests; *-2stage: "
+                             "the DiT is appearance-only, the 2-stage ablation)")
+    parser.add_argument("--fresh", action="append", choices=("vggt", "vae", "adapter", "dit"), default=[],
+                        help="build this stage's component fresh from --arch even when --base has one "
+                             "(repeatable)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.set_defaults(func=run)
 
@@ -38,5 +42,5 @@ def run(args: argparse.Namespace) -> int:
 
     trained = {stage: getattr(args, stage) for stage in ("vggt", "vae", "adapter", "dit") if getattr(args, stage)}
     assemble(args.out, base=args.base, trained=trained, cache=args.cache, seed=args.seed, overwrite=args.overwrite,
-             dtype=torch.float16 if args.fp16 else None, arch=ARCHS[args.arch])
+             dtype=torch.float16 if args.fp16 else None, arch=ARCHS[args.arch], fresh=args.fresh)
     return 0

@@ -332,6 +332,9 @@ class Gen3RTransformer3DModel(WanTransformer3DModel):
     * ``shared_width_rope``: RoPE width positions restart at 0 for the right half (see
       docs/models/transformer.md for how this differs from the official ``h != w`` test).
     * ``fp32_residual``: keep the residual stream in float32 for bf16/fp16 weights (official).
+    * ``appearance_only``: the latent holds the appearance (Wan-VAE) latent alone, no geometry half
+      (the "2-stage" ablation: an RGB video DiT whose frames VGGT reconstructs afterwards); needs
+      ``shared_width_rope=False``. The pipeline and the DiT trainer read it (:attr:`latent_halves`).
     """
 
     _no_split_modules = ["Gen3RTransformerBlock"]
@@ -362,12 +365,16 @@ class Gen3RTransformer3DModel(WanTransformer3DModel):
         camera_downscale: int = 8,
         shared_width_rope: bool = True,
         fp32_residual: bool = True,
+        appearance_only: bool = False,
     ) -> None:
         if len(patch_size) != 3:
             raise Gen3RError(f"patch_size must have 3 entries (t, h, w), got {patch_size}")
         if camera_in_channels < 0 or camera_downscale < 1:
             raise Gen3RError(f"camera_in_channels ({camera_in_channels}) must be >= 0 and "
                              f"camera_downscale ({camera_downscale}) >= 1")
+        if appearance_only and shared_width_rope:
+            raise Gen3RError("appearance_only has no geometry half to share RoPE positions with; "
+                             "set shared_width_rope=False")
         # num_layers=0: the blocks are built below as Gen3RTransformerBlock (building the parent's
         # first would double init time and peak memory); the parent registered num_layers=0, so
         # the real value is registered again right after.
@@ -392,6 +399,11 @@ class Gen3RTransformer3DModel(WanTransformer3DModel):
         self.control_adapter = (
             CameraAdapter(camera_in_channels, inner_dim, tuple(patch_size[1:]), camera_downscale)
             if camera_in_channels > 0 else None)
+
+    @property
+    def latent_halves(self) -> int:
+        """Latents side by side along width: 2 (appearance | geometry) or 1 (``appearance_only``)."""
+        return 1 if self.config.get("appearance_only", False) else 2
 
     # ---------------------------------------------------------------- loading
 

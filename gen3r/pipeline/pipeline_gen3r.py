@@ -49,31 +49,34 @@ def condition_indices(task: str, num_frames: int) -> list[int]:
 
 
 def build_condition_mask(task: str, batch: int, num_frames: int, latent_h: int, latent_w: int,
-                         device=None, dtype=torch.float32) -> torch.Tensor:
-    """Temporal condition mask (B, 4, f, h, 2w): 1 on the appearance half of condition frames.
+                         device=None, dtype=torch.float32, halves: int = 2) -> torch.Tensor:
+    """Temporal condition mask (B, 4, f, h, halves * w): 1 on the appearance half of condition frames.
 
     Pixel-frame mask -> frame 0 repeated 4x (F+3 frames) -> groups of 4 consecutive frames moved
-    to channels (spec §4). The geometry half is always 0.
+    to channels (spec §4). The geometry half (``halves=2``, the joint latent) is always 0.
     """
-    mask = torch.zeros(batch, num_frames, latent_h, 2 * latent_w, device=device, dtype=dtype)
+    mask = torch.zeros(batch, num_frames, latent_h, halves * latent_w, device=device, dtype=dtype)
     mask[:, condition_indices(task, num_frames), :, :latent_w] = 1
     mask = torch.cat([mask[:, :1].repeat(1, 3, 1, 1), mask], dim=1)
     f = (num_frames + 3) // 4
-    return mask.view(batch, f, 4, latent_h, 2 * latent_w).transpose(1, 2).contiguous()
+    return mask.view(batch, f, 4, latent_h, halves * latent_w).transpose(1, 2).contiguous()
 
 
 def condition_from_posterior(mean: torch.Tensor, logvar: torch.Tensor, task: str, num_frames: int,
-                             generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:
-    """DiT condition ``y`` (B, 20, f, h, 2w) from the control video's Wan posterior (B, 16, f, h, w):
-    a posterior sample (noise drawn from ``generator``) on the appearance half, zeros on the
-    geometry half, then the 4 mask channels of :func:`build_condition_mask`."""
+                             generator: torch.Generator | Sequence[torch.Generator] | None,
+                             halves: int = 2) -> torch.Tensor:
+    """DiT condition ``y`` (B, 20, f, h, halves * w) from the control video's Wan posterior
+    (B, 16, f, h, w): a posterior sample (noise drawn from ``generator``) on the appearance half,
+    zeros on the geometry half (``halves=2``, the joint latent; none for an appearance-only DiT),
+    then the 4 mask channels of :func:`build_condition_mask`."""
     from gen3r.models.wan_vae import sample_posterior
 
     noise = randn(mean.shape, generator).to(mean.device)
     appearance = sample_posterior(mean.float(), logvar.float(), noise)
-    latent = torch.cat([appearance, torch.zeros_like(appearance)], dim=-1)
+    latent = torch.cat([appearance] + [torch.zeros_like(appearance)] * (halves - 1), dim=-1)
     batch, _, _, latent_h, latent_w = appearance.shape
-    mask = build_condition_mask(task, batch, num_frames, latent_h, latent_w, device=latent.device, dtype=latent.dtype)
+    mask = build_condition_mask(task, batch, num_frames, latent_h, latent_w, device=latent.device,
+                                dtype=latent.dtype, halves=halves)
     return torch.cat([latent, mask], dim=1)
 
 
@@ -126,6 +129,13 @@ class Gen3RPipeline(DiffusionPipeline):
         self.call_defaults: dict[str, Any] = dict(OFFICIAL_CALL_DEFAULTS)
         #: The folder the pipeline was loaded from (None when built from components).
         self.checkpoint_path: str | None = None
+
+    @property
+    def latent_halves(self) -> int:
+        """2: the transformer generates [appearance | geometry] latents side by side (Gen3R); 1: an
+        appearance-only transformer (the "2-stage" ablation), whose geometry VGGT reconstructs
+        from the decoded frames (:meth:`reconstruct_geometry`)."""
+        return getattr(self.transformer, "latent_halves", 2)
 
     # ------------------------------------------------------------------ loading / saving
     @classmethod
@@ -246,7 +256,7 @@ class Gen3RPipeline(DiffusionPipeline):
         if device.type != "cpu":
             return
         params = sum(p.numel() for p in self.transformer.parameters())
-        tokens = ((num_frames - 1) // 4 + 1) * (height // 16) * (2 * width // 16)
+        tokens = ((num_frames - 1) // 4 + 1) * (height // 16) * (self.latent_halves * width // 16)
         if params * tokens * steps * 2 > 1e15:  # ~2 flops per parameter and token, twice with CFG: > ~30 min
             logger.warning("running a %.1fB-parameter transformer on the CPU for %d frames of %dx%d and %d steps: "
                            "expect hours. Move the pipeline to a GPU (pipe.to('cuda')), or lower --frames / size "
@@ -301,9 +311,10 @@ class Gen3RPipeline(DiffusionPipeline):
 
     def prepare_condition(self, frames: torch.Tensor, task: str, num_frames: int,
                           generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:
-        """DiT condition ``y`` (B, 20, f, H/8, 2W/8): [VAE sample | zeros] + 4 mask channels."""
+        """DiT condition ``y`` (B, 20, f, H/8, halves * W/8): [VAE sample | zeros] + 4 mask channels
+        (no zeros half for an appearance-only transformer, see :attr:`latent_halves`)."""
         mean, logvar = self.encode_condition_video(frames, task, num_frames)
-        return condition_from_posterior(mean, logvar, task, num_frames, generator)
+        return condition_from_posterior(mean, logvar, task, num_frames, generator, self.latent_halves)
 
     def encode_condition_video(self, frames: torch.Tensor, task: str, num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Wan-VAE posterior (mean, logvar), each (B, 16, f, H/8, W/8), of the control video: the
@@ -329,8 +340,6 @@ class Gen3RPipeline(DiffusionPipeline):
         ``world_points`` (B, F, H, W, 3) float64 (CPU) and ``point_mask`` (B, F, H, W) bool (CPU),
         all in the first generated camera's frame (VGGT normalised units).
         """
-        from gen3r.cameras import pose_encoding_to_extri_intri
-        from gen3r.geometry import unproject_depth
         from gen3r.models.vggt import adapter_output_to_tokens
 
         if not isinstance(geometry_latents, torch.Tensor) and isinstance(getattr(geometry_latents, "mean", None),
@@ -343,14 +352,26 @@ class Gen3RPipeline(DiffusionPipeline):
         width = width or 8 * geometry_latents.shape[-1]
         adapter_dtype = module_dtype(self.geo_adapter)
         tokens = self.geo_adapter.decode(geometry_latents.to(adapter_dtype))
-        vggt_dtype = module_dtype(self.vggt)
-        token_list = adapter_output_to_tokens(tokens.to(vggt_dtype), num_special_tokens=NUM_SPECIAL_TOKENS)
+        token_list = adapter_output_to_tokens(tokens.to(module_dtype(self.vggt)), num_special_tokens=NUM_SPECIAL_TOKENS)
+        return self.geometry_from_tokens(token_list, NUM_SPECIAL_TOKENS, (height, width))
+
+    @torch.no_grad()
+    def reconstruct_geometry(self, frames: torch.Tensor) -> dict[str, Any]:
+        """VGGT alone on frames (B, F, 3, H, W) in [0, 1]: the dict of :meth:`decode_geometry`, in the
+        first frame's camera frame (VGGT normalised units)."""
+        tokens, start = self.vggt.aggregate(frames.to(self._exec_device, module_dtype(self.vggt)))
+        return self.geometry_from_tokens(tokens, start, tuple(frames.shape[-2:]))
+
+    def geometry_from_tokens(self, token_list, patch_start: int, size: tuple[int, int]) -> dict[str, Any]:
+        """VGGT heads on aggregated tokens -> the dict of :meth:`decode_geometry` (cameras, depth,
+        points, world points unprojected from depth with the predicted cameras)."""
+        from gen3r.cameras import pose_encoding_to_extri_intri
+        from gen3r.geometry import unproject_depth
+
         pose = self.vggt.predict_cameras(token_list)[-1].float()
-        extrinsics, intrinsics = pose_encoding_to_extri_intri(pose, (height, width))
-        point_map, point_conf = self.vggt.predict_points(token_list, (height, width),
-                                                         patch_start_idx=NUM_SPECIAL_TOKENS)
-        depth, depth_conf = self.vggt.predict_depth(token_list, (height, width),
-                                                    patch_start_idx=NUM_SPECIAL_TOKENS)
+        extrinsics, intrinsics = pose_encoding_to_extri_intri(pose, size)
+        point_map, point_conf = self.vggt.predict_points(token_list, size, patch_start_idx=patch_start)
+        depth, depth_conf = self.vggt.predict_depth(token_list, size, patch_start_idx=patch_start)
         depth = depth.float().squeeze(-1)
         world_points, point_mask = unproject_depth(depth.cpu(), extrinsics.cpu(), intrinsics.cpu(),
                                                    return_mask=True, min_max_depth_mask=True)
@@ -405,7 +426,8 @@ class Gen3RPipeline(DiffusionPipeline):
                 560, 50 steps, CFG 5 for the official model; the mini model's native size).
             generator: CPU torch.Generator (or one per batch element); draws are [initial noise if
                 ``latents`` is None, then the condition VAE posterior noise].
-            latents: initial joint latent (B, 16, (F-1)/4+1, H/8, 2W/8), appearance left.
+            latents: initial joint latent (B, 16, (F-1)/4+1, H/8, 2W/8), appearance left (width W/8
+                for an appearance-only transformer, :attr:`latent_halves`).
             callback_on_step_end: called as ``fn(pipe, step, t, {"latents": latents})``; may return
                 a dict with a replacement ``latents``.
         """
@@ -454,7 +476,7 @@ class Gen3RPipeline(DiffusionPipeline):
 
         # 4. latents
         f, lh, lw = (num_frames - 1) // 4 + 1, height // 8, width // 8
-        shape = (batch, 16, f, lh, 2 * lw)
+        shape = (batch, 16, f, lh, self.latent_halves * lw)
         if latents is None:
             latents = randn(shape, generator)
         elif tuple(latents.shape) != shape:
@@ -497,10 +519,13 @@ class Gen3RPipeline(DiffusionPipeline):
         # 8. decode appearance and geometry
         from gen3r.models.wan_vae import decode_latents
 
-        appearance, geometry = latents.chunk(2, dim=-1)
+        appearance, geometry = latents.chunk(2, dim=-1) if self.latent_halves == 2 else (latents, None)
         vae_dtype = module_dtype(self.wan_vae)
         rgb = decode_latents(self.wan_vae, appearance.to(vae_dtype)).float()  # (B, F, 3, H, W)
-        geo = self.decode_geometry(geometry, height, width)
+        if geometry is not None:
+            geo = self.decode_geometry(geometry, height, width)
+        else:  # 2-stage: VGGT on the generated frames
+            geo = self.reconstruct_geometry(rgb.clamp(0, 1))
         info = {"task": task, "num_frames": num_frames, "height": height, "width": width,
                 "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale, **cam_info}
         return Gen3ROutput(rgb=rgb.permute(0, 1, 3, 4, 2).contiguous().cpu(), depth=geo["depth"].cpu(),
@@ -512,11 +537,11 @@ class Gen3RPipeline(DiffusionPipeline):
 
     def pack_camera_input(self, plucker: torch.Tensor | None, batch: int, num_frames: int, height: int,
                       width: int, device, dtype) -> torch.Tensor | None:
-        """(B, F, 6, H, W) Plücker -> (B, 24, f, H, 2W) DiT camera input; zeros when None."""
+        """(B, F, 6, H, W) Plücker -> (B, 24, f, H, halves * W) DiT camera input; zeros when None."""
         from gen3r.cameras import pack_plucker_for_dit
 
         if not getattr(self.transformer.config, "camera_in_channels", 0):
             return None
         if plucker is None:
             plucker = torch.zeros(batch, num_frames, 6, height, width)
-        return pack_plucker_for_dit(plucker).to(device=device, dtype=dtype)
+        return pack_plucker_for_dit(plucker, self.latent_halves).to(device=device, dtype=dtype)

@@ -17,6 +17,10 @@ DiT inputs built by the inference pipeline's own functions:
    (FlowMatchEuler, shift from the checkpoint's scheduler config);
 6. ``x_t = (1 - sigma) Z0 + sigma eps``, DiT input ``[x_t | y]`` (36 channels), target ``v = eps - Z0``;
 7. loss: float32 MSE with elements ``|pred - target| > 50`` zeroed, mean over all elements.
+
+An appearance-only transformer (``appearance_only`` in its config: the "2-stage" ablation) is
+trained the same way on ``Z0 = A`` alone (no geometry half in the target, the condition or the
+camera input); its latent cache then holds no geometry posteriors.
 """
 
 from __future__ import annotations
@@ -134,7 +138,7 @@ class DitTrainer(Trainer):
         import torch.distributed as dist
 
         from gen3r.data.cache import SceneCache
-        from gen3r.train.latent_cache import LatentCache
+        from gen3r.train.latent_cache import APPEARANCE_POSTERIORS, LatentCache
 
         d, cfg = self.config.data, self.config
         frames = SceneCache(d.cache).settings["num_frames"]
@@ -143,8 +147,9 @@ class DitTrainer(Trainer):
                              f"{frames} frames of the scene cache {d.cache}")
         folder = Path(cfg.output_dir) / "latents"
         source = {"checkpoint": str(cfg.checkpoint), "adapter": str(self.adapter_folder)}
+        names = None if self.pipe.latent_halves == 2 else APPEARANCE_POSTERIORS
         if self.dist.is_main:
-            LatentCache.build(folder, self.pipe, d.cache, d.max_scenes, source=source)
+            LatentCache.build(folder, self.pipe, d.cache, d.max_scenes, source=source, names=names)
         if self.dist.distributed:
             dist.barrier()
         return LatentCache(folder)
@@ -163,10 +168,13 @@ class DitTrainer(Trainer):
     # -- inputs --------------------------------------------------------------------------------
     @torch.no_grad()
     def encode_target(self, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Z0 (B, 16, f, H/8, 2W/8) = [Wan-VAE sample | adapter sample] of frames (B, F, 3, H, W)."""
+        """Z0 (B, 16, f, H/8, 2W/8) = [Wan-VAE sample | adapter sample] of frames (B, F, 3, H, W)
+        (the Wan-VAE sample alone for an appearance-only transformer)."""
         pipe = self.pipe
         mean, logvar = encode_video(pipe.wan_vae, frames.to(module_dtype(pipe.wan_vae)))
         appearance = sample_posterior(mean.float(), logvar.float(), randn(mean.shape, generator).to(mean.device))
+        if pipe.latent_halves == 1:
+            return appearance
         posterior = pipe.encode_geometry(frames)
         noise = randn(posterior.mean.shape, generator).to(posterior.mean.device)
         geometry = sample_posterior(posterior.mean.float(), posterior.logvar.float(), noise)
@@ -212,18 +220,20 @@ class DitTrainer(Trainer):
                                      rand: DitRandom) -> tuple[torch.Tensor, torch.Tensor]:
         """Z0 and the condition ``y`` from the latent cache, with the random draws of the uncached path
         (:meth:`encode_target`, then one :func:`condition_from_posterior` per sample)."""
+        halves = self.pipe.latent_halves
         app_mean, app_logvar = self.latents.get(scenes, "appearance")
-        geo_mean, geo_logvar = self.latents.get(scenes, "geometry")
-        appearance = sample_posterior(app_mean, app_logvar, randn(app_mean.shape, rand.target))
-        geometry = sample_posterior(geo_mean, geo_logvar, randn(geo_mean.shape, rand.target))
+        parts = [sample_posterior(app_mean, app_logvar, randn(app_mean.shape, rand.target))]
+        if halves == 2:
+            geo_mean, geo_logvar = self.latents.get(scenes, "geometry")
+            parts.append(sample_posterior(geo_mean, geo_logvar, randn(geo_mean.shape, rand.target)))
         conditions = []
         for i, mode in enumerate(modes):
             if mode == "allview":
                 mean, logvar = app_mean[i:i + 1], app_logvar[i:i + 1]
             else:
                 mean, logvar = self.latents.get(scenes[i:i + 1], f"cond_{mode}")
-            conditions.append(condition_from_posterior(mean, logvar, mode, num_frames, rand.condition))
-        return torch.cat([appearance, geometry], dim=-1), torch.cat(conditions)
+            conditions.append(condition_from_posterior(mean, logvar, mode, num_frames, rand.condition, halves))
+        return torch.cat(parts, dim=-1), torch.cat(conditions)
 
     def prepare(self, batch: dict[str, Any], micro_step: int) -> DitInputs:
         return self.build_inputs(batch, self.random(micro_step))

@@ -33,23 +33,27 @@ HEADER = "latents.json"
 #: Stored posteriors: the clip's Wan posterior (appearance target = allview condition), the adapter
 #: posterior (geometry target), the Wan posteriors of the 1view and 2view control videos.
 POSTERIORS = ("appearance", "geometry", "cond_1view", "cond_2view")
+#: What an appearance-only transformer (the "2-stage" ablation) needs: no geometry, no VGGT run.
+APPEARANCE_POSTERIORS = ("appearance", "cond_1view", "cond_2view")
 SHARD = 32
 
 
 @torch.no_grad()
-def encode_posteriors(pipe, frames: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """The :data:`POSTERIORS` of clips ``frames`` (B, F, 3, H, W) in [0, 1]: name -> (mean, logvar)."""
+def encode_posteriors(pipe, frames: torch.Tensor,
+                      names: Sequence[str] = POSTERIORS) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The posteriors ``names`` (default :data:`POSTERIORS`) of clips ``frames`` (B, F, 3, H, W) in
+    [0, 1]: name -> (mean, logvar)."""
     from gen3r.models.wan_vae import encode_video
     from gen3r.pipeline.pipeline_gen3r import module_dtype
 
     num_frames = frames.shape[1]
-    geometry = pipe.encode_geometry(frames)
-    return {
-        "appearance": encode_video(pipe.wan_vae, frames.to(module_dtype(pipe.wan_vae))),
-        "geometry": (geometry.mean, geometry.logvar),
-        "cond_1view": pipe.encode_condition_video(frames[:, [0]], "1view", num_frames),
-        "cond_2view": pipe.encode_condition_video(frames[:, [0, num_frames - 1]], "2view", num_frames),
+    encoders = {
+        "appearance": lambda: encode_video(pipe.wan_vae, frames.to(module_dtype(pipe.wan_vae))),
+        "geometry": lambda: tuple(getattr(pipe.encode_geometry(frames), k) for k in ("mean", "logvar")),
+        "cond_1view": lambda: pipe.encode_condition_video(frames[:, [0]], "1view", num_frames),
+        "cond_2view": lambda: pipe.encode_condition_video(frames[:, [0, num_frames - 1]], "2view", num_frames),
     }
+    return {name: encoders[name]() for name in names}
 
 
 class LatentCache:
@@ -62,15 +66,17 @@ class LatentCache:
             raise Gen3RError(f"{self.folder} holds no latent cache ({HEADER} missing)")
         self.info = json.loads(header.read_text())
         self.num_scenes = int(self.info["num_scenes"])
+        self.names = tuple(self.info.get("posteriors", POSTERIORS))
         self._arrays: dict[int, dict[str, np.ndarray]] = {}
 
     @classmethod
     def build(cls, folder: str | Path, pipe, scene_cache: str | Path, num_scenes: int | None, *,
-              source: dict[str, Any], batch_size: int = 4) -> LatentCache:
+              source: dict[str, Any], batch_size: int = 4, names: Sequence[str] | None = None) -> LatentCache:
         """Encode (or finish encoding) the first ``num_scenes`` scenes of ``scene_cache`` into ``folder``.
 
         ``source`` describes the frozen encoders (checkpoint, adapter); an existing cache made from
-        other encoders or another scene cache is an error rather than silently reused.
+        other encoders or another scene cache is an error rather than silently reused. ``names``: a
+        subset of :data:`POSTERIORS` to store (None = all; a subset is recorded in the header).
         """
         from tqdm.auto import tqdm
 
@@ -79,6 +85,9 @@ class LatentCache:
         scenes = SceneCache(scene_cache)
         count = len(scenes) if num_scenes is None else min(int(num_scenes), len(scenes))
         info = {"scene_cache": str(Path(scene_cache).resolve()), "num_scenes": count, "source": source}
+        names = POSTERIORS if names is None else tuple(n for n in POSTERIORS if n in names)
+        if names != POSTERIORS:
+            info["posteriors"] = list(names)
         folder = Path(folder)
         header = folder / HEADER
         if header.is_file():
@@ -99,7 +108,7 @@ class LatentCache:
             for i in range(start, stop, batch_size):
                 idx = range(i, min(i + batch_size, stop))
                 clips = torch.stack([scenes[j].frames() for j in idx])
-                for name, (mean, logvar) in encode_posteriors(pipe, clips).items():
+                for name, (mean, logvar) in encode_posteriors(pipe, clips, names).items():
                     parts.setdefault(f"{name}_mean", []).append(mean.float().cpu().numpy())
                     parts.setdefault(f"{name}_logvar", []).append(logvar.float().cpu().numpy())
             with atomic_dir(folder / f"shard-{start:07d}", overwrite=True) as tmp:
@@ -118,8 +127,9 @@ class LatentCache:
 
     def get(self, scenes: Sequence[int], name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, logvar) of posterior ``name`` for scene indices ``scenes``, stacked (B, 16, f, h, w)."""
-        if name not in POSTERIORS:
-            raise Gen3RError(f"unknown posterior {name!r}; one of {POSTERIORS}")
+        if name not in self.names:
+            raise Gen3RError(f"posterior {name!r} is not in the latent cache {self.folder} (it holds "
+                             f"{', '.join(self.names)})")
         out = []
         for key in (f"{name}_mean", f"{name}_logvar"):
             rows = []

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -118,12 +118,14 @@ def calibration_clips(cache: str | Path, num_scenes: int = CALIBRATION_SCENES):
 def assemble(out: str | Path, *, base: str | Path | None = None, trained: Mapping[str, str | Path] | None = None,
              arch: Mapping[str, Mapping[str, Any]] | None = None, cache: str | Path | None = None,
              dtype: torch.dtype | None = None, seed: int = 0, overwrite: bool = False,
-             call_defaults: Mapping[str, Any] | None = None) -> Path:
+             call_defaults: Mapping[str, Any] | None = None, fresh: Sequence[str] = ()) -> Path:
     """Write a mini Gen3R checkpoint (our layout) to ``out``, atomically.
 
     ``trained``: stage name (``vggt``, ``vae``, ``adapter``, ``dit``) -> run / checkpoint / component
     folder. Components not given come from ``base`` (a checkpoint folder) or, without it, are fresh
     (:func:`fresh_components` with ``arch``, default :data:`~gen3r.train.presets.MINI_ARCH`).
+    ``fresh``: stages whose component is built fresh from ``arch`` even when ``base`` has one (e.g.
+    ``("dit",)`` with the ``mini-2stage`` sizes: the base models with an untrained appearance-only DiT).
     ``cache``: the scene cache on which a trained VAE's latent statistics are fitted (required
     when ``trained`` has ``vae``). ``dtype``: the stored dtype (e.g. float16 for the shipped copy).
     ``call_defaults``: the checkpoint's sampling defaults (default: those of ``base``, else
@@ -134,9 +136,12 @@ def assemble(out: str | Path, *, base: str | Path | None = None, trained: Mappin
     from gen3r.train.vae_trainer import calibrate_latents
 
     trained = dict(trained or {})
-    unknown = sorted(set(trained) - set(TRAINED))
+    unknown = sorted((set(trained) | set(fresh)) - set(TRAINED))
     if unknown:
         raise Gen3RError(f"unknown trained stage(s) {unknown}; use {', '.join(TRAINED)}")
+    both = sorted(set(trained) & set(fresh))
+    if both:
+        raise Gen3RError(f"stage(s) {both} are both trained and fresh; give each stage one source")
     if "vae" in trained and cache is None:
         raise Gen3RError("a trained VAE needs --cache (the scene cache its latent statistics are fitted on)")
     if base is not None:
@@ -145,6 +150,9 @@ def assemble(out: str | Path, *, base: str | Path | None = None, trained: Mappin
         call_defaults = base_pipe.call_defaults if call_defaults is None else call_defaults
     else:
         components = fresh_components(arch or MINI_ARCH, seed)
+    if fresh and base is not None:
+        new = fresh_components(arch or MINI_ARCH, seed)
+        components.update({TRAINED[stage]: new[TRAINED[stage]] for stage in fresh})
     for stage, path in trained.items():
         components[TRAINED[stage]] = load_trained(TRAINED[stage], path).eval()
     if "vae" in trained:

@@ -72,8 +72,19 @@ SMOKE_ARCH: dict[str, dict[str, Any]] = {
                                image_size=224, patch_size=14, hidden_act="gelu", layer_norm_eps=1e-5,
                                projection_dim=16),
 }
+
+
+def appearance_only(arch: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``arch`` with an appearance-only DiT (the "2-stage" ablation: an RGB video model, no geometry
+    half, plain RoPE); every other component and size unchanged."""
+    out = copy.deepcopy(arch)
+    out["transformer"].update(appearance_only=True, shared_width_rope=False)
+    return out
+
+
 #: Architectures by name (``gen3r assemble --arch``).
-ARCHS = {"mini": MINI_ARCH, "smoke": SMOKE_ARCH}
+ARCHS = {"mini": MINI_ARCH, "mini-2stage": appearance_only(MINI_ARCH), "smoke": SMOKE_ARCH,
+         "smoke-2stage": appearance_only(SMOKE_ARCH)}
 #: Sampling defaults of the mini model (stored in its model_index.json).
 MINI_CALL_DEFAULTS = {"num_frames": MINI_FRAMES, "height": MINI_SIZE, "width": MINI_SIZE,
                       "num_inference_steps": 25, "guidance_scale": 3.0}
@@ -185,3 +196,26 @@ PRESETS["adapter"]["official"] = {"output_dir": "runs/adapter", "checkpoint": "c
                                   "data": {"root": "data"}}
 PRESETS["dit"]["official"] = {"output_dir": "runs/dit", "checkpoint": "checkpoints/Gen3R",
                               "adapter_path": "runs/adapter", "data": {"root": "data"}}
+
+
+# Ablations of the mini model (issue 14, docs/benchmarks.md "Quality of the mini model"): each is
+# trained with the same data, steps and sizes as the stage it replaces, in the same two passes.
+# "w/o KL": the geometry adapter without the KL alignment to the VAE posterior (the other loss
+# weights as the config's defaults), then the joint DiT retrained on its latents.
+ABLATIONS = "runs/ablations"
+_NO_KL = {"loss_weights": {"recon": 0.5, "similarity": 0.1, "kl": 0.0}}
+PRESETS["adapter"]["mini-nokl"] = merge(PRESETS["adapter"]["mini"], {
+    **_NO_KL, "output_dir": f"{ABLATIONS}/nokl/adapter"})
+PRESETS["adapter"]["mini-nokl-refine"] = merge(PRESETS["adapter"]["mini-refine"], {
+    **_NO_KL, "output_dir": f"{ABLATIONS}/nokl/adapter2", "checkpoint": f"{ABLATIONS}/nokl/base2"})
+PRESETS["dit"]["mini-nokl"] = merge(PRESETS["dit"]["mini"], {
+    "output_dir": f"{ABLATIONS}/nokl/dit", "adapter_path": f"{ABLATIONS}/nokl/adapter"})
+# "2-stage": an appearance-only DiT (runs/ablations/2stage/base: runs/mini/base with a fresh DiT of the
+# ``mini-2stage`` sizes; base2 likewise from runs/mini/base2), then mini VGGT on its generated frames.
+PRESETS["dit"]["mini-2stage"] = merge(PRESETS["dit"]["mini"], {
+    "output_dir": f"{ABLATIONS}/2stage/dit", "checkpoint": f"{ABLATIONS}/2stage/base"})
+PRESETS["dit"]["mini-2stage-refine"] = merge(PRESETS["dit"]["mini-refine"], {
+    "output_dir": f"{ABLATIONS}/2stage/dit2", "checkpoint": f"{ABLATIONS}/2stage/base2"})
+PRESETS["dit"]["mini-nokl-refine"] = merge(PRESETS["dit"]["mini-refine"], {
+    "output_dir": f"{ABLATIONS}/nokl/dit2", "checkpoint": f"{ABLATIONS}/nokl/base2",
+    "adapter_path": f"{ABLATIONS}/nokl/adapter2"})
