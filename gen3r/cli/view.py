@@ -13,7 +13,9 @@ _port = bounded("port", int, 1, 65535, "a port number")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("view", help="interactive 3D viewer of an output folder (points + cameras)",
                        description="Serve the point cloud and camera frustums of a `gen3r generate`, "
-                                   "`reconstruct` or `demo` output folder in the browser (viser).")
+                                   "`reconstruct` or `demo` output folder in the browser (viser): a frame "
+                                   "slider with that frame's image and depth, live confidence / depth / point "
+                                   "size filters, and playback along the generated trajectory.")
     p.add_argument("folder", type=Path, help="output folder with points.ply and cameras.json")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=_port, default=8080, help="port (default 8080)")
@@ -22,9 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gen3r.io.viewer import check_address, load_scene, serve
+    from gen3r.io.scene import load_output
+    from gen3r.io.viewer import check_address, serve
 
-    load_scene(args.folder)  # validate before starting a server
+    load_output(args.folder)  # validate before starting a server
     check_address(args.host, args.port)
     print(f"viewer: http://{args.host}:{args.port}  (Ctrl+C to stop)", flush=True)
     serve(args.folder, host=args.host, port=args.port)

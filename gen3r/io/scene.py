@@ -174,10 +174,7 @@ def load_output(folder: str | Path, need_ply: bool = True) -> OutputScene:
         if not f.is_file():
             raise Gen3RError(f"{f} is missing; {_FIX}")
     points, colors = _read_ply(ply) if ply.is_file() else (np.zeros((0, 3), np.float32),) * 2
-    try:
-        cameras = load_cameras(cams)
-    except Gen3RError as exc:
-        raise Gen3RError(f"cannot read {cams} ({exc}); export the folder again") from None
+    cameras = load_cameras(cams)
     frames = _read_frames(folder, len(cameras))
     depth = confidence = mask = frame_points = None
     if (folder / "depth.npz").is_file():
