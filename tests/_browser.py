@@ -45,12 +45,12 @@ class Page:
     def outside_requests(self) -> list[str]:
         return [u for u in self.requests if not u.startswith(LOCAL_SCHEMES)]
 
-    def screenshot(self, name: str, selector: str | None = None) -> np.ndarray:
+    def screenshot(self, name: str, selector: str | None = None, full_page: bool = False) -> np.ndarray:
         """Save ``test-artifacts/<name>.png`` (of ``selector`` or the page); return it as (H, W, 3) uint8."""
         from PIL import Image
 
-        target = self.page.locator(selector).first if selector else self.page
-        png = target.screenshot()
+        png = (self.page.locator(selector).first.screenshot() if selector else
+               self.page.screenshot(full_page=full_page))
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         (ARTIFACTS / f"{name}.png").write_bytes(png)
         return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
@@ -78,3 +78,25 @@ def coloured_fraction(image: np.ndarray, min_saturation: float = 0.25) -> float:
     mx, mn = rgb.max(-1), rgb.min(-1)
     saturation = np.where(mx > 0.05, (mx - mn) / np.maximum(mx, 1e-6), 0)
     return float((saturation > min_saturation).mean())
+
+
+def drawn_fraction(image: np.ndarray, tolerance: int = 30) -> float:
+    """Fraction of pixels that differ from the most common colour (the background) by more than
+    ``tolerance`` in some channel: what a renderer drew."""
+    flat = image.reshape(-1, 3).astype(np.int32)
+    colours, counts = np.unique(flat, axis=0, return_counts=True)
+    background = colours[counts.argmax()]
+    return float((np.abs(flat - background).max(-1) > tolerance).mean())
+
+
+def wait_until_drawn(page: Page, name: str, selector: str, minimum: float = 0.01, seconds: float = 30) -> np.ndarray:
+    """Screenshot ``selector`` until at least ``minimum`` of it is drawn (WebGL scenes load
+    asynchronously); the last screenshot (saved as ``name``) is returned either way."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        image = page.screenshot(name, selector)
+        if drawn_fraction(image) >= minimum or time.monotonic() > deadline:
+            return image
+        page.page.wait_for_timeout(500)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from _browser import browser, coloured_fraction
+from _browser import browser, coloured_fraction, drawn_fraction
 from _tiny import export_small_output
 from gen3r.cli.main import main as gen3r
 
@@ -33,7 +33,7 @@ def test_page_is_self_contained_and_renders_offline(output, tmp_path):
     assert counts[0] == 1000 and counts[1] == 3  # capped points; one camera-path vertex per frame
     assert videos == ["data:video/mp4;"] * 2
     # the random-colour points are drawn on the WebGL canvas: many saturated pixels
-    assert coloured_fraction(image) > 0.01
+    assert coloured_fraction(image) > 0.01 and drawn_fraction(image) > 0.005
 
 
 def test_default_output_next_to_the_scene(output):

@@ -188,3 +188,20 @@ def test_atomic_writes_use_normal_permissions(tmp_path):
         os.umask(umask)
     assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
+
+
+def test_glb_materials_are_unlit(tmp_path):
+    """Points have no normals: the materials are KHR_materials_unlit so viewers show the vertex colours."""
+    import json
+    import struct
+
+    write_glb(tmp_path / "u.glb", np.random.rand(10, 3), np.random.rand(10, 3))
+    data = (tmp_path / "u.glb").read_bytes()
+    magic, _, length = struct.unpack_from("<4sII", data, 0)
+    assert magic == b"glTF" and length == len(data)
+    size, kind = struct.unpack_from("<I4s", data, 12)
+    doc = json.loads(data[20:20 + size])
+    assert kind == b"JSON" and size % 4 == 0 and "KHR_materials_unlit" in doc["extensionsUsed"]
+    assert all("KHR_materials_unlit" in m["extensions"] for m in doc["materials"])
+    cloud = next(g for g in trimesh.load(tmp_path / "u.glb", force="scene").geometry.values())
+    assert len(cloud.vertices) == 10

@@ -165,6 +165,6 @@ def check_model_options(args: argparse.Namespace) -> None:
         raise Gen3RError(f"--guidance must be a finite number, got {args.guidance}")
     read_architecture(resolve_checkpoint(args.checkpoint), args.architecture)
     check_device(args.device)
-    blocked = file_in_the_way(args.out)
+    blocked = file_in_the_way(args.out) if getattr(args, "out", None) is not None else None
     if blocked is not None:
         raise Gen3RError(f"--out {args.out} cannot be created: {blocked} is a file; pass another folder path")

@@ -152,8 +152,31 @@ def camera_frustum_segments(cameras, scale: float | None = None) -> np.ndarray:
     return np.asarray(segments)
 
 
+def _unlit_materials(glb: bytes) -> bytes:
+    """Mark every material of a GLB ``KHR_materials_unlit``: points and lines have no normals, and a
+    lit material greys their vertex colours out in viewers (gradio's Babylon.js, three.js)."""
+    import json
+    import struct
+
+    magic, version, _ = struct.unpack_from("<4sII", glb, 0)
+    length, kind = struct.unpack_from("<I4s", glb, 12)
+    if magic != b"glTF" or kind != b"JSON":
+        raise Gen3RError("the GLB writer produced an unexpected layout; report this as a bug")
+    doc = json.loads(glb[20:20 + length])
+    rest = glb[20 + length:]
+    for material in doc.get("materials", []):
+        material.setdefault("extensions", {})["KHR_materials_unlit"] = {}
+    if doc.get("materials"):
+        doc["extensionsUsed"] = sorted(set(doc.get("extensionsUsed", [])) | {"KHR_materials_unlit"})
+    text = json.dumps(doc, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 4)
+    body = struct.pack("<I4s", len(text), b"JSON") + text + rest
+    return struct.pack("<4sII", magic, version, 12 + len(body)) + body
+
+
 def write_glb(path: str | Path, points: np.ndarray, colors: np.ndarray | None = None, cameras=None) -> Path:
-    """GLB scene: the coloured point cloud plus camera frustums as line geometry.
+    """GLB scene: the coloured point cloud plus camera frustums as line geometry (pyramids 4 % of the
+    cloud's bounding-box diagonal deep; unlit materials: vertex colours shown as they are).
 
     glTF is y-up/right-handed: coordinates are written as given (OpenCV world), matching the PLY.
     """
@@ -168,12 +191,13 @@ def write_glb(path: str | Path, points: np.ndarray, colors: np.ndarray | None = 
     if len(points):
         geoms.append(trimesh.PointCloud(points, colors=rgba))
     if cameras is not None and len(cameras):
-        path3d = trimesh.load_path(camera_frustum_segments(cameras))
+        extent = float(np.linalg.norm(np.ptp(points, axis=0))) if len(points) > 1 else 0.0
+        path3d = trimesh.load_path(camera_frustum_segments(cameras, scale=0.04 * extent if extent > 0 else None))
         path3d.colors = np.tile(np.array([[255, 64, 64, 255]], np.uint8), (len(path3d.entities), 1))
         geoms.append(path3d)
     if not geoms:
         raise Gen3RError("nothing to write into the GLB (no points and no cameras)")
-    data = trimesh.Scene(geoms).export(file_type="glb")
+    data = _unlit_materials(trimesh.Scene(geoms).export(file_type="glb"))
     path = Path(path)
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
