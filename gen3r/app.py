@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -162,8 +162,8 @@ def _gr_error(fn: Callable) -> Callable:
     return wrapper
 
 
-def build_ui(app: Gen3RApp, examples_dir: str | Path | None = None):
-    """The gradio Blocks of ``app``."""
+def build_ui(app: Gen3RApp, examples: Sequence[tuple[str, str]] = ()):
+    """The gradio Blocks of ``app``; ``examples``: (image path, prompt) pairs shown one click away."""
     import gradio as gr
 
     from gen3r.cameras import TRAJECTORY_PRESETS
@@ -215,10 +215,9 @@ def build_ui(app: Gen3RApp, examples_dir: str | Path | None = None):
         for control in (min_conf, max_depth, show_cameras):
             control.change(_gr_error(lambda f, c, m, s: app.refilter(f, c, m, s) if f else None),
                            [folder, min_conf, max_depth, show_cameras], scene)
-        examples = sorted(Path(examples_dir).glob("*.png")) if examples_dir else []
         if examples:
-            gr.Examples([[str(p)] for p in examples], inputs=[first], label="examples (one click)",
-                        cache_examples=False)
+            gr.Examples([[str(path), caption] for path, caption in examples], inputs=[first, prompt],
+                        label="examples (one click)", cache_examples=False)
     return ui
 
 
@@ -231,14 +230,14 @@ def offline_theme():
 
 
 def launch(app: Gen3RApp, host: str = "127.0.0.1", port: int = 7860, max_upload_mb: int = 50,
-           examples_dir: str | Path | None = None, block: bool = True):
+           examples: Sequence[tuple[str, str]] = (), block: bool = True):
     """Serve ``app`` (one job at a time, queue of 8, uploads up to ``max_upload_mb``). Returns the
     Blocks (``block=False``: running in the background; call ``.close()``)."""
     from gen3r.io.viewer import check_address
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     check_address(host, port)
-    ui = build_ui(app, examples_dir)
+    ui = build_ui(app, examples)
     ui.queue(max_size=8, default_concurrency_limit=1)
     ui.launch(server_name=host, server_port=port, max_file_size=f"{int(max_upload_mb)}mb", prevent_thread_lock=True,
               show_error=True, quiet=True, allowed_paths=[str(app.work_dir)], theme=offline_theme(),

@@ -119,7 +119,7 @@ def test_app_in_a_browser(app):
     from gen3r.app import launch
 
     port = _free_port()
-    ui = launch(app, port=port, block=False, examples_dir=EXAMPLE.parent)
+    ui = launch(app, port=port, block=False, examples=[(str(EXAMPLE), "a room")])
     try:
         with browser(1400, 1100) as b:
             page = b.page
@@ -155,3 +155,36 @@ def test_cli_app_refuses_a_busy_port_before_loading(capsys):
         assert gen3r(["app", "--port", str(port)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert f"port {port} on 127.0.0.1 is in use" in err[-1]
+
+
+@pytest.mark.parametrize("kind", ["image", "video"])
+def test_damaged_uploads_are_one_line(app, tmp_path, kind):
+    junk = tmp_path / ("junk.png" if kind == "image" else "junk.mp4")
+    junk.write_bytes(b"not a picture at all" * 10)
+    args = (str(junk), None, None) if kind == "image" else (None, None, str(junk))
+    before = set(app.work_dir.iterdir())
+    with pytest.raises(Gen3RError) as exc:
+        app.generate(*args, steps=1)
+    assert "junk" in str(exc.value) and "\n" not in str(exc.value)
+    assert set(app.work_dir.iterdir()) == before  # no output folder
+
+
+def test_upload_larger_than_the_cap_is_refused(app, tmp_path):
+    import httpx
+
+    from gen3r.app import launch
+
+    port = _free_port()
+    ui = launch(app, port=port, block=False, max_upload_mb=1)
+    try:
+        big = tmp_path / "big.png"
+        big.write_bytes(b"\0" * (2 * 1024 * 1024))
+        small = tmp_path / "small.png"
+        small.write_bytes(EXAMPLE.read_bytes())
+        url = f"http://127.0.0.1:{port}/gradio_api/upload"
+        with httpx.Client(timeout=30) as client:
+            refused = client.post(url, files={"files": ("big.png", big.read_bytes())})
+            accepted = client.post(url, files={"files": ("small.png", small.read_bytes())})
+        assert refused.status_code == 413 and accepted.status_code == 200
+    finally:
+        ui.close()

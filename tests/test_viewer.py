@@ -205,8 +205,12 @@ def test_viewer_in_a_browser(varied_dir):
             viewer.play_box.value = True
             b.page.wait_for_timeout(500)
             viewer.play_box.value = False
-            b.page.wait_for_timeout(200)
-            np.testing.assert_allclose(client.camera.position, viewer.c2w[viewer.frame][:3, 3], atol=1e-4)
+            target = viewer.c2w[viewer.frame][:3, 3]
+            for _ in range(50):  # the server learns the browser's camera when the browser reports it back
+                if np.allclose(client.camera.position, target, atol=1e-4):
+                    break
+                b.page.wait_for_timeout(100)
+            np.testing.assert_allclose(client.camera.position, target, atol=1e-4)
     finally:
         viewer.close()
         server.stop()

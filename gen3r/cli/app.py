@@ -45,8 +45,10 @@ def run(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args)
     pipe.call_defaults.update(num_frames=args.frames, height=args.height, width=args.width,
                               num_inference_steps=args.steps, guidance_scale=args.guidance)
-    examples = Path(__file__).resolve().parents[1] / "assets" / "examples"
+    from gen3r.cli.demo import EXAMPLES_DIR, examples
+
+    bundled = [(str(EXAMPLES_DIR / f"{name}.png"), ex["caption"]) for name, ex in sorted(examples().items())]
     print(f"app: http://{args.host}:{args.port}  (Ctrl+C to stop)", flush=True)
     launch(Gen3RApp(pipe, args.work_dir), host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
-           examples_dir=examples)
+           examples=bundled)
     return 0

@@ -66,7 +66,7 @@ class SceneViewer:
             self.frustums.append(server.scene.add_camera_frustum(
                 f"/cameras/{i:04d}", fov=self.vertical_fov[i], aspect=w / h, scale=max(self.extent / 40, 1e-3),
                 wxyz=vtf.SO3.from_matrix(pose[:3, :3]).wxyz, position=pose[:3, 3],
-                image=_resize(scene.frames[i], thumbnail_size), color=CAMERA_COLOR))
+                image=_resize(scene.frames[i], thumbnail_size), color=CAMERA_COLOR, thickness=self.extent / 600))
 
         gui = server.gui
         with gui.add_folder("Frame"):
@@ -89,6 +89,7 @@ class SceneViewer:
         self.confidence_slider.on_update(lambda _: self._set(min_confidence=float(self.confidence_slider.value)))
         self.depth_slider.on_update(lambda _: self._set(max_depth=float(self.depth_slider.value)))
         self.size_slider.on_update(lambda _: self._set(point_size=float(self.size_slider.value)))
+        server.on_client_connect(self._initial_view)
         self._stop = threading.Event()
         self._player = threading.Thread(target=self._play_loop, name="gen3r-viewer-playback", daemon=True)
         self._player.start()
@@ -142,6 +143,17 @@ class SceneViewer:
                 client.camera.wxyz = wxyz
                 client.camera.position = pose[:3, 3]
                 client.camera.fov = self.vertical_fov[index]
+
+    def _initial_view(self, client) -> None:
+        """A new browser starts behind the first generated camera (pulled back along its optical axis
+        by a quarter of the scene extent), looking the way it looks."""
+        import viser.transforms as vtf
+
+        pose = self.c2w[0]
+        with client.atomic():
+            client.camera.wxyz = vtf.SO3.from_matrix(pose[:3, :3]).wxyz
+            client.camera.position = pose[:3, 3] - pose[:3, 2] * 0.25 * self.extent
+            client.camera.fov = self.vertical_fov[0]
 
     def _play_loop(self) -> None:
         while not self._stop.is_set():
