@@ -1,4 +1,4 @@
-"""Screenshots of the three ways to look at a result, for docs/viewing.md (headless chromium).
+"""Screenshots of the three ways to look at a result, for docs/viewer.md (headless chromium).
 
     bash scripts/run python scripts/docs_screenshots.py     # ~1 min on 2 CPU cores
 

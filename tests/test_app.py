@@ -188,3 +188,15 @@ def test_upload_larger_than_the_cap_is_refused(app, tmp_path):
         assert refused.status_code == 413 and accepted.status_code == 200
     finally:
         ui.close()
+
+
+def test_app_runs_any_checkpoint(tmp_path):
+    """--checkpoint selects the model: the tiny official-layout fixture works the same way."""
+    from gen3r.app import Gen3RApp
+    from gen3r.pipeline import Gen3RPipeline
+
+    fixture = Path(__file__).resolve().parent / "data" / "official-tiny" / "checkpoint"
+    pipe = Gen3RPipeline.from_pretrained(fixture)
+    pipe.call_defaults.update(num_frames=5, height=112, width=112)
+    result = Gen3RApp(pipe, tmp_path).generate(str(EXAMPLE), None, None, steps=1)
+    assert Path(result["rgb"]).is_file() and Path(result["glb"]).is_file()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +60,29 @@ def test_max_points_must_be_positive(output, capsys):
     with pytest.raises(SystemExit) as exc:
         gen3r(["export-html", str(output), "--max-points", "0"])
     assert exc.value.code == 2 and "--max-points" in capsys.readouterr().err
+
+
+def test_outputs_of_the_fixture_checkpoint_are_viewable(tmp_path):
+    """The three surfaces on a `gen3r generate` output of the tiny official-layout checkpoint."""
+    import socket
+
+    from gen3r.io.scene import load_output
+    from gen3r.io.viewer import start
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "out"
+    assert gen3r(["generate", str(root / "gen3r" / "assets" / "examples" / "room.png"), "--checkpoint",
+                  str(root / "tests" / "data" / "official-tiny" / "checkpoint"), "--out", str(out),
+                  "--frames", "5", "--height", "112", "--width", "112", "--steps", "2"]) == 0
+    assert gen3r(["export-html", str(out)]) == 0 and (out / "scene.html").stat().st_size > 1_000_000
+    scene = load_output(out)
+    assert scene.frame_points.shape == (5, 112, 112, 3) and len(scene.select(max_points=500)[0]) == 500
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server, viewer = start(out, port=port)
+    try:
+        assert len(viewer.frustums) == 5
+    finally:
+        viewer.close()
+        server.stop()
