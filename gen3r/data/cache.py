@@ -229,14 +229,18 @@ def write_eval_layout(out: str | Path, seeds: Sequence[int], *, num_frames: int 
                       overwrite: bool = False) -> Path:
     """Render ``seeds`` (same scenes as :func:`write_cache` with these settings) through the procedural
     writer into the official layout, split ``test``, that ``gen3r eval --dataset official`` reads
-    (ground-truth depth included). Scene ``i`` is ``test/scene_<i>``; ``seeds.json`` lists the seeds."""
+    (ground-truth depth included). Scene ``i`` is ``test/scene_<i:05d>``; ``seeds.json`` lists the
+    seeds, the settings and each scene's name, seed, kind and trajectory."""
     from gen3r.data.writers import write_official
 
     seeds = _check_seeds(seeds)
     settings = {"num_frames": num_frames, "height": height, "width": width, "kind": kind,
                 "trajectory": trajectory, "fov_deg": float(fov_deg)}
     out = Path(out)
-    write_official(out, [render_seed(s, settings) for s in seeds], split="test", overwrite=overwrite)
+    scenes = [render_seed(s, settings) for s in seeds]
+    write_official(out, scenes, split="test", overwrite=overwrite)
+    listing = [{"name": f"scene_{i:05d}", "seed": seed, "kind": scene.kind, "trajectory": scene.trajectory}
+               for i, (seed, scene) in enumerate(zip(seeds, scenes))]
     with atomic_path(out / "seeds.json") as tmp:
-        tmp.write_text(json.dumps({"seeds": seeds, **settings}) + "\n")
+        tmp.write_text(json.dumps({"seeds": seeds, **settings, "scenes": listing}) + "\n")
     return out

@@ -1,0 +1,70 @@
+"""benchmarks/quality_mini.py on smoke-size models and a few dev scenes: tables, intervals, verdicts,
+plots, and resuming (a rerun adds only what is new)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from gen3r.cli.main import main as gen3r
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _benchmark():
+    spec = importlib.util.spec_from_file_location("quality_mini", ROOT / "benchmarks" / "quality_mini.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("q")
+    assert gen3r(["assemble", str(root / "joint"), "--arch", "smoke"]) == 0
+    assert gen3r(["assemble", str(root / "nokl"), "--arch", "smoke", "--seed", "1"]) == 0
+    assert gen3r(["assemble", str(root / "2stage"), "--base", str(root / "joint"), "--fresh", "dit",
+                  "--arch", "smoke-2stage"]) == 0
+    return root
+
+
+def test_eval_runs_share_one_run_per_checkpoint():
+    q = _benchmark()
+    runs = q.eval_runs(q.GENERATION_ROWS, "1view")
+    assert runs == {"checkpoint": ["copy_first", "two_stage", "vggt"], "two_stage": ["two_stage"],
+                    "no_kl": ["two_stage"]}
+    assert q.eval_runs(q.RECON_ROWS, "recon") == {"checkpoint": ["vae_only", "vggt"]}
+
+
+def test_smoke_run_writes_tables_verdicts_plots_and_resumes(checkpoints, tmp_path):
+    q = _benchmark()
+    out = tmp_path / "q"
+    argv = ["--checkpoint", str(checkpoints / "joint"), "--two-stage", str(checkpoints / "2stage"),
+            "--no-kl", str(checkpoints / "nokl"), "--scenes", "2", "--frames", "5", "--steps", "1",
+            "--num-points", "300", "--out", str(out), "--figure-scenes", "1"]
+    first = q.main(argv)
+    gen = first["results"]["1view"]
+    assert set(gen) == {"gen3r", "two_stage", "no_kl", "vggt", "copy"}
+    for key in ("gen3r", "two_stage", "no_kl"):
+        cell = gen[key]["psnr"]
+        assert cell["n"] == 2 and cell["low"] <= cell["mean"] <= cell["high"]
+        assert "chamfer" in gen[key] and "auc30" in gen[key]
+    assert "psnr" in gen["copy"] and "chamfer" not in gen["copy"] and "completeness" in gen["vggt"]
+    assert set(first["results"]["recon"]) == {"gen3r", "vae_only", "vggt"}
+    texts = [v[0] for v in first["verdicts"]]
+    assert len(texts) == len(q.HYPOTHESES) + 1 and all(v[1] for v in first["verdicts"])
+    md = (out / "quality.md").read_text()
+    assert "### 1view" in md and "The paper's orderings" in md and "2-stage (RGB DiT, then VGGT)" in md
+    for name in ("quality-1view.png", "quality-2view.png", "quality-recon.png", "quality-scenes.png"):
+        assert (out / name).stat().st_size > 1000
+    # resuming: nothing new to run; one more scene runs only that scene
+    lines = {p: len(p.read_text().splitlines()) for p in out.rglob("metrics.jsonl")}
+    q.main(argv[:-2] + ["--figure-scenes", "0"])
+    assert {p: len(p.read_text().splitlines()) for p in out.rglob("metrics.jsonl")} == lines
+    seeds = json.loads((out / "dev-data" / "seeds.json").read_text())
+    assert {s["kind"] for s in seeds["scenes"]} <= {"indoor", "outdoor"} and len(seeds["scenes"]) == 2
