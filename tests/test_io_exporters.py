@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 
 import av
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -205,3 +207,29 @@ def test_glb_materials_are_unlit(tmp_path):
     assert all("KHR_materials_unlit" in m["extensions"] for m in doc["materials"])
     cloud = next(g for g in trimesh.load(tmp_path / "u.glb", force="scene").geometry.values())
     assert len(cloud.vertices) == 10
+
+
+def test_temporaries_of_killed_writers_are_swept(tmp_path):
+    import subprocess
+    import sys
+
+    from gen3r.io.atomic import atomic_dir, atomic_path
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale_dir = tmp_path / f".out.{dead}.abcd1234.tmp"
+    stale_dir.mkdir()
+    (stale_dir / "rgb.mp4").write_bytes(b"half")
+    stale_file = tmp_path / f".points.ply.{dead}.x1y2z3w4.tmp.ply"
+    stale_file.write_bytes(b"half")
+    live = tmp_path / f".other.{os.getpid()}.abcd1234.tmp"  # a live writer's (this process) stays
+    live.mkdir()
+    keep = tmp_path / ".hidden.tmp"  # not ours
+    keep.write_text("x")
+    with atomic_dir(tmp_path / "out") as tmp:
+        (tmp / "a").write_text("1")
+    assert not stale_dir.exists() and not stale_file.exists() and live.exists() and keep.exists()
+    assert (tmp_path / "out" / "a").read_text() == "1"
+    with atomic_path(tmp_path / "f.txt") as tmp:
+        assert f".{os.getpid()}." in tmp.name
+        tmp.write_text("ok")

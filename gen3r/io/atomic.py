@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+#: ``.<name>.<pid>.<8 random chars>.tmp[<suffix>]``: the temporaries of this module (pid = writer).
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)\.[a-z0-9_]{8}\.tmp(\.[^.]*)?$")
 
 
 def file_in_the_way(path: str | Path, include_self: bool = False) -> Path | None:
@@ -17,6 +24,38 @@ def file_in_the_way(path: str | Path, include_self: bool = False) -> Path | None
     path = Path(path)
     candidates = (path, *path.parents) if include_self else path.parents
     return next((p for p in candidates if p.exists() and not p.is_dir()), None)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def sweep_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporaries a killed writer left in ``folder`` (``.<name>.<pid>.<random>.tmp...``
+    of :func:`atomic_path` / :func:`atomic_dir` whose process no longer runs; SIGKILL skips their
+    cleanup). Returns what was removed."""
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        match = _TEMP_NAME.match(entry.name)
+        if match is None or int(match.group(1)) == os.getpid() or _alive(int(match.group(1))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    if removed:
+        logger.info("removed %d temporaries of killed writers in %s", len(removed), folder)
+    return removed
 
 
 def _umask() -> int:
@@ -33,7 +72,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    sweep_stale_temporaries(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp" + path.suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -61,7 +101,8 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     if path.exists() and any(path.iterdir()) and not overwrite:
         raise Gen3RError(f"output folder {path} exists and is not empty; choose another --out or pass --overwrite")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    sweep_stale_temporaries(path.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; use normal folder permissions

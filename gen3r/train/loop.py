@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from gen3r.errors import Gen3RError
-from gen3r.io.atomic import atomic_dir
+from gen3r.io.atomic import atomic_dir, atomic_path
 from gen3r.models._loading import load_strict, read_weights_dir
 from gen3r.train.config import OptimConfig, TrainConfig, config_to_dict, load_config, validate
 from gen3r.train.data import DrawSampler, build_dataset, collate
@@ -258,6 +258,25 @@ def resume_point(config: TrainConfig) -> tuple[Path, dict[str, Any]]:
     return found[-1], state
 
 
+def truncate_metrics(output_dir: str | Path, step: int) -> None:
+    """Drop the ``metrics.jsonl`` records after ``step`` (logged by a run that was killed before its
+    next checkpoint; the resumed run logs those steps again) and a torn last line, atomically: the
+    file then reads as if the run had never stopped."""
+    path = Path(output_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # torn by the kill
+        if isinstance(record, dict) and int(record.get("step", 0)) <= step:
+            kept.append(line)
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(f"{line}\n" for line in kept))
+
+
 def check_fresh_output(output_dir: str | Path) -> None:
     """Refuse to start from scratch into an ``output_dir`` that already holds checkpoints."""
     found = list_checkpoints(output_dir)
@@ -477,6 +496,8 @@ class Trainer:
             last.append(group["lr"])
         self.scheduler._last_lr = last
         self._data_iter = None
+        if self.dist.is_main:
+            truncate_metrics(self.config.output_dir, self.step)
         logger.info("resumed from %s at step %d", checkpoint, self.step)
         return self.step
 
