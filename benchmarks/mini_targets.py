@@ -81,7 +81,7 @@ def main() -> None:
         assert gen3r(["eval", "--task", task, "--out", str(out), *common, *extra]) == 0
         summary[task] = summarize(out)
     f = args.frames
-    one, two, rec = summary["1view"], summary["2view"], summary["recon"]
+    one, rec = summary["1view"], summary["recon"]
     middle = list(range(1, f - 1))
     rows = [
         ("1view PSNR - copy frame 0 (frames 1..F-1), dB", one["gen3r"]["psnr"] - one["copy_first"]["psnr"], ">= 1.0"),

@@ -20,7 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="benchmark a checkpoint on a dataset (paper tables 1-5, 8)",
                        description="Run Gen3R (and baselines) on dataset sequences, write per-sequence metrics "
                                    "to OUT/metrics.jsonl (resumable) and the paper-style table to "
-                                   "OUT/results.md and OUT/results.csv.")
+                                   "OUT/results.md and OUT/results.csv. Under `torchrun --nproc-per-node N -m "
+                                   "gen3r.cli eval ...` the sequences are shared out over the N processes (one GPU "
+                                   "each) and rank 0 writes the table.")
     p.add_argument("--task", required=True, choices=TASKS,
                    help="1view / 2view generation, or recon (all frames, no camera conditions)")
     p.add_argument("--dataset", required=True, metavar="NAME", help=f"one of {', '.join(DATASETS)}")
@@ -84,9 +86,15 @@ def run(args: argparse.Namespace) -> int:
     from gen3r.eval.runner import (EvalConfig, check_config, check_readable, evaluate, pending_methods, run_config,
                                    select_sequences)
 
+    from gen3r.distributed import init_distributed, launched_by_torchrun
+
     reader = build_reader(args.dataset, args.root, args.split)
     resolve_checkpoint_defaults(args)
     check_model_options(args)
+    ranks = None
+    if launched_by_torchrun():  # data-parallel: sequences sharded over ranks, rank 0 merges and writes
+        ranks = init_distributed(args.device)
+        args.device = str(ranks.device)
     settings = {"methods": parse_methods(args.baselines, args.task), "num_frames": args.frames,
                 "stride": args.stride, "height": args.height, "width": args.width,
                 "num_sequences": args.num_sequences, "steps": args.steps, "guidance": args.guidance,
@@ -112,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         lpips_model.to(pipe._exec_device)
     evaluate(pipe, reader, args.task, args.out, lpips_model=lpips_model, dataset=args.dataset, sequences=names,
              skip_unreadable=args.skip_unreadable, unreadable=unreadable, **settings)
-    print((args.out / "results.md").read_text(), end="")
-    print(f"wrote {args.out / 'metrics.jsonl'}, {args.out / 'results.md'}, {args.out / 'results.csv'}")
+    if ranks is None or ranks.is_main:
+        print((args.out / "results.md").read_text(), end="")
+        print(f"wrote {args.out / 'metrics.jsonl'}, {args.out / 'results.md'}, {args.out / 'results.csv'}")
     return 0

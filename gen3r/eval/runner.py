@@ -85,7 +85,8 @@ DEFAULT_BASELINES = {"1view": ("copy_first", "vggt", "two_stage"), "2view": ("co
                      "recon": ("vggt", "vae_only")}
 METRIC_KEYS = ("psnr", "ssim", "lpips", "accuracy", "completeness", "chamfer", "chamfer_relative_percent",
                "depth_abs_rel", "auc30", "auc15", "auc5", "rra30", "rta30", "rra_mean_deg", "rta_mean_deg")
-JSONL_NAME, CONFIG_NAME = "metrics.jsonl", "config.json"
+JSONL_STEM = "metrics"
+JSONL_NAME, CONFIG_NAME = f"{JSONL_STEM}.jsonl", "config.json"
 
 
 # ------------------------------------------------------------------------------------------ config
@@ -619,32 +620,82 @@ def evaluate(pipe: Any, dataset_reader: SequenceReader, task: str, out_dir: str 
     Returns:
         :func:`summarize` of ``out_dir`` (per method: means, dataset-level pose AUC, counts).
     """
+    from gen3r.distributed import init_distributed
+
     cfg = EvalConfig(task=task, **settings)
     out_dir = Path(out_dir)
-    if lpips_model is None:
+    ranks = init_distributed(str(getattr(pipe, "_exec_device", "cpu")))
+    if lpips_model is None and ranks.is_main:
         logger.warning("no LPIPS weights given: the LPIPS column stays empty (pass --lpips-weights)")
     names = list(sequences) if sequences is not None else select_sequences(dataset_reader, cfg.num_sequences,
                                                                           cfg.seed)
     config = run_config(cfg, dataset_reader, names, dataset, getattr(pipe, "checkpoint_path", None))
     check_config(out_dir, config, write=False)
+    if ranks.is_main:
+        merge_rank_records(out_dir, names)  # what ranks of a killed run appended
+    ranks.barrier()
     todo = pending_methods(out_dir, names, cfg.methods)
     if unreadable is None:
         unreadable = check_readable(dataset_reader, list(todo), cfg, skip_unreadable)
-    config = check_config(out_dir, config)
+    if ranks.is_main:
+        config = check_config(out_dir, config)
+    ranks.barrier()
     if todo and pipe is None and set(todo) - set(unreadable):
         raise Gen3RError(f"{len(todo)} sequences still need a pipeline; pass one")
-    logger.info("%s: %d sequences, %d to run (%s)", config["dataset"], len(names), len(todo), ", ".join(cfg.methods))
-    for name in tqdm(list(todo), desc=f"eval {cfg.task}", disable=None):
+    mine = list(todo)[ranks.rank::ranks.world_size]
+    logger.info("%s: %d sequences, %d to run (%s)%s", config["dataset"], len(names), len(todo), ", ".join(cfg.methods),
+                f", {len(mine)} on rank {ranks.rank} of {ranks.world_size}" if ranks.distributed else "")
+    jsonl = out_dir / (JSONL_NAME if not ranks.distributed else f"{JSONL_STEM}.rank{ranks.rank}.jsonl")
+    for name in tqdm(mine, desc=f"eval {cfg.task}", disable=None if ranks.is_main else True):
         if name in unreadable:
             records = [{"sequence": name, "task": cfg.task, "method": m, "skipped": unreadable[name],
                         "reason": UNREADABLE} for m in todo[name]]
         else:
             records = _evaluate_sequence(pipe, dataset_reader, name, cfg, todo[name], lpips_model)
         for record in records:
-            _append_record(out_dir / JSONL_NAME, record)
-    summary = summarize(out_dir)
-    write_tables(out_dir, summary, config)
-    return summary
+            _append_record(jsonl, record)
+    ranks.barrier()
+    summary = {}
+    if ranks.is_main:
+        merge_rank_records(out_dir, names)
+        summary = summarize(out_dir)
+        write_tables(out_dir, summary, config)
+    ranks.barrier()
+    return summary if ranks.is_main else summarize(out_dir)
+
+
+def merge_rank_records(out_dir: str | Path, names: Sequence[str]) -> int:
+    """Append the records of the per-rank files ``metrics.rank<r>.jsonl`` (data-parallel evaluation)
+    to ``metrics.jsonl`` in the order of ``names`` (so the file does not depend on the number of
+    ranks), then delete them. Torn last lines of killed ranks are dropped. Returns the records moved."""
+    from gen3r.io.atomic import atomic_path
+
+    out_dir = Path(out_dir)
+    parts = sorted(out_dir.glob(f"{JSONL_STEM}.rank*.jsonl"))
+    if not parts:
+        return 0
+    records = []
+    for part in parts:
+        for line in part.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and "sequence" in rec and "method" in rec:
+                records.append(rec)
+    order = {n: i for i, n in enumerate(names)}
+    records.sort(key=lambda r: (order.get(r["sequence"], len(order)), METHODS.index(r["method"])
+                                if r["method"] in METHODS else len(METHODS)))
+    target = out_dir / JSONL_NAME
+    existing = target.read_text(encoding="utf-8") if target.is_file() else ""
+    if existing and not existing.endswith("\n"):
+        existing = existing[: existing.rfind("\n") + 1]  # a torn last line
+    with atomic_path(target) as tmp:
+        tmp.write_text(existing + "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records),
+                       encoding="utf-8")
+    for part in parts:
+        part.unlink()
+    return len(records)
 
 
 def _evaluate_sequence(pipe: Any, reader: SequenceReader, name: str, cfg: EvalConfig, methods: Sequence[str],
@@ -706,4 +757,4 @@ def summarize(out_dir: str | Path) -> dict[str, dict[str, Any]]:
 __all__ = ["DATASETS", "TASKS", "METHODS", "METHOD_LABELS", "DEFAULT_BASELINES", "EvalConfig", "EvalSequence",
            "Prediction", "evaluate", "summarize", "prepare_sequence", "predict", "score_prediction",
            "vggt_reconstruct", "read_records", "latest_records", "pending_methods", "select_sequences", "run_config",
-           "check_config", "check_readable", "TOO_FEW_FRAMES", "UNREADABLE"]
+           "check_config", "check_readable", "merge_rank_records", "TOO_FEW_FRAMES", "UNREADABLE"]

@@ -20,9 +20,8 @@ import contextlib
 import json
 import logging
 import math
-import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -36,6 +35,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from gen3r.errors import Gen3RError
+from gen3r.distributed import init_distributed
 from gen3r.io.atomic import atomic_dir, atomic_path
 from gen3r.models._loading import load_strict, read_weights_dir
 from gen3r.train.config import OptimConfig, TrainConfig, config_to_dict, load_config, validate
@@ -50,43 +50,6 @@ WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
 
 
 # ----------------------------------------------------------------------------------- distributed
-
-@dataclass
-class DistInfo:
-    """Rank / world size of this process and the device it trains on."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-
-def init_distributed(device: str | None = None) -> DistInfo:
-    """Join the ``torchrun`` process group when ``WORLD_SIZE`` > 1 (``nccl`` on CUDA, else ``gloo``).
-
-    ``device``: None = ``cuda:<LOCAL_RANK>`` when CUDA is available, else CPU.
-    """
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device is None:
-        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        torch.cuda.set_device(dev)
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    if dist.is_initialized():
-        return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, dev)
-    return DistInfo(0, 1, 0, dev)
-
 
 def step_generator(seed: int, rank: int, micro_step: int, stream: int = 0) -> torch.Generator:
     """CPU generator for micro-step ``micro_step`` of ``rank``; ``stream`` separates independent uses."""
