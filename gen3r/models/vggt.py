@@ -104,6 +104,9 @@ class VGGT(ModelMixin, ConfigMixin):
         frames_chunk_size: Frames per DPT-head chunk (memory bound; no effect on values).
     """
 
+    #: Transformer blocks: the units FSDP2 shards (and accelerate never splits).
+    _no_split_modules = ["Block"]
+
     @register_to_config
     def __init__(
         self,

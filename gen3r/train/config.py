@@ -102,7 +102,11 @@ class TrainConfig:
     ``save_every``: steps between checkpoints (0 = only at the end); ``keep_last``: checkpoints kept.
     ``log_every``: steps between log lines / ``metrics.jsonl`` records. ``device``: None = the
     local CUDA device when available (``cuda:<LOCAL_RANK>``), else CPU. ``seed``: model init, data
-    draws and noise (per rank, per micro-step).
+    draws and noise (per rank, per micro-step). ``distributed``: how ``torchrun`` processes share
+    the trainable model: ``"ddp"`` (a full copy each, gradients all-reduced) or ``"fsdp2"``
+    (``fully_shard`` on each transformer block, then the root; bf16 parameters / fp32 reduction on
+    GPU with ``mixed_precision="bf16"``; checkpoints sharded with torch.distributed.checkpoint,
+    resumable on another number of processes). Frozen models are never sharded nor optimised.
     """
 
     checkpoint: str | None = None
@@ -117,6 +121,7 @@ class TrainConfig:
     keep_last: int = 3
     log_every: int = 10
     device: str | None = None
+    distributed: str = "ddp"
 
 
 @dataclass
@@ -302,6 +307,8 @@ def validate(config: TrainConfig) -> TrainConfig:
     _check_range(config.grad_accum_steps >= 1, f"grad_accum_steps must be >= 1, got {config.grad_accum_steps}")
     _check_range(config.mixed_precision in ("no", "bf16"),
                  f"mixed_precision must be 'no' or 'bf16', got {config.mixed_precision!r}")
+    _check_range(config.distributed in ("ddp", "fsdp2"),
+                 f"distributed must be 'ddp' or 'fsdp2', got {config.distributed!r}")
     _check_range(config.save_every >= 0 and config.keep_last >= 1 and config.log_every >= 1,
                  "save_every must be >= 0, keep_last >= 1 and log_every >= 1")
     if isinstance(config, VggtTrainConfig):  # VGGT takes any number of frames

@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,7 @@ from tqdm.auto import tqdm
 
 from gen3r.errors import Gen3RError
 from gen3r.distributed import init_distributed
-from gen3r.io.atomic import atomic_dir, atomic_path
+from gen3r.io.atomic import atomic_dir, atomic_path, sweep_stale_temporaries
 from gen3r.models._loading import load_strict, read_weights_dir
 from gen3r.train.config import OptimConfig, TrainConfig, config_to_dict, load_config, validate
 from gen3r.train.data import DrawSampler, build_dataset, collate
@@ -46,6 +47,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 CHECKPOINT_PREFIX = "checkpoint-"
 STATE_FILE = "training_state.pt"
+#: torch.distributed.checkpoint folder of a ``distributed="fsdp2"`` checkpoint (model + optimizer shards).
+SHARDED_DIR = "sharded"
 WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
 
 
@@ -187,7 +190,8 @@ def read_training_state(checkpoint: str | Path) -> dict[str, Any]:
     except Exception as exc:  # truncated zip, foreign pickle, ...: never resume from it
         raise Gen3RError(f"{state_file} is corrupt or truncated ({type(exc).__name__}); delete {checkpoint} "
                          "to resume from the checkpoint before it") from None
-    missing = [k for k in ("step", "optimizer", "scheduler", "config") if not isinstance(state, dict) or k not in state]
+    needed = ("step", "scheduler", "config") + (() if isinstance(state, dict) and state.get("sharded") else ("optimizer",))
+    missing = [k for k in needed if not isinstance(state, dict) or k not in state]
     if missing:
         raise Gen3RError(f"{state_file} lacks {', '.join(missing)}; it was not written by gen3r train; delete "
                          f"{checkpoint} to resume from the checkpoint before it")
@@ -320,9 +324,34 @@ class Trainer:
             return self.loss(prepared, micro_step)
 
     # -- setup ---------------------------------------------------------------------------------
+    def shard_units(self) -> list[nn.Module]:
+        """The submodules FSDP2 shards one by one before the root: the model's transformer blocks
+        (the classes its ``_no_split_modules`` names)."""
+        names = set(getattr(self.model, "_no_split_modules", None) or ())
+        return [m for m in self.model.modules() if type(m).__name__ in names]
+
+    @property
+    def sharded(self) -> bool:
+        """FSDP2 over a process group (``distributed="fsdp2"`` under torchrun)."""
+        return self.config.distributed == "fsdp2" and self.dist.distributed
+
     def wrap(self) -> nn.Module:
-        """The forward module, DDP-wrapped when distributed."""
+        """The forward module: DDP-wrapped, or its trainable model sharded with FSDP2 (in place),
+        when distributed."""
         module = self.forward_module()
+        if self.sharded:
+            from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+            policy = MixedPrecisionPolicy()
+            if self.device.type == "cuda" and self.config.mixed_precision == "bf16":
+                policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+            units = self.shard_units()
+            for unit in units:
+                fully_shard(unit, mp_policy=policy)
+            fully_shard(self.model, mp_policy=policy)
+            logger.info("FSDP2: %d blocks and the root of the %s sharded over %d processes", len(units),
+                        self.component, self.dist.world_size)
+            return module
         if not self.dist.distributed:
             return module
         ids = [self.device.index] if self.device.type == "cuda" else None
@@ -357,7 +386,11 @@ class Trainer:
         for i, batch in enumerate(batches):
             micro = self.step * n + i
             sync = i == n - 1 or not self.dist.distributed
-            ctx = contextlib.nullcontext() if sync else self.wrapped.no_sync()
+            if self.sharded:
+                self.model.set_requires_gradient_sync(sync)
+                ctx = contextlib.nullcontext()
+            else:
+                ctx = contextlib.nullcontext() if sync else self.wrapped.no_sync()
             with ctx:
                 terms = self.compute_loss(batch, micro)
                 loss = terms["loss"]
@@ -369,7 +402,8 @@ class Trainer:
                 sums[key] = sums.get(key, 0.0) + float(value.detach() if torch.is_tensor(value) else value) / n
         clip = grad_clip_value(self.step, self.config.max_steps, self.config.optim)
         params = [p for p in self.model.parameters() if p.requires_grad]
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
+        norm = torch.nn.utils.clip_grad_norm_(params, clip)
+        grad_norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # DTensor under FSDP2
         lr = self.scheduler.get_last_lr()[0]
         self.optimizer.step()
         self.scheduler.step()
@@ -424,8 +458,15 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
-        """Write ``checkpoint-<step>`` atomically on rank 0 (then prune to ``keep_last``); all ranks wait."""
+        """Write ``checkpoint-<step>`` atomically on rank 0 (then prune to ``keep_last``); all ranks wait.
+
+        ``distributed="fsdp2"``: every rank writes its shards of the model and optimizer with
+        torch.distributed.checkpoint into ``sharded/`` of the same temporary folder, rank 0 adds the
+        full weights (``<component>/``, for inference and ``assemble``) and the state, then renames the
+        folder into place."""
         path = Path(self.config.output_dir) / f"{CHECKPOINT_PREFIX}{self.step:07d}"
+        if self.config.distributed == "fsdp2":
+            return self._save_sharded(path)
         if self.dist.is_main:
             with atomic_dir(path, overwrite=True) as tmp:
                 self.model.save_pretrained(tmp / self.component, safe_serialization=True)
@@ -435,6 +476,45 @@ class Trainer:
             for old in list_checkpoints(self.config.output_dir)[:-self.config.keep_last]:
                 shutil.rmtree(old, ignore_errors=True)
             logger.info("saved %s", path)
+        if self.dist.distributed:
+            dist.barrier()
+        return path
+
+    def _save_sharded(self, path: Path) -> Path:
+        import tempfile
+
+        import torch.distributed.checkpoint as dcp
+        from safetensors.torch import save_file
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_state_dict
+
+        output = Path(self.config.output_dir)
+        holder: list[str | None] = [None]
+        if self.dist.is_main:
+            output.mkdir(parents=True, exist_ok=True)
+            sweep_stale_temporaries(output)
+            holder[0] = tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=output)
+        if self.dist.distributed:
+            dist.broadcast_object_list(holder, src=0)
+        tmp = Path(holder[0])
+        model_state, optim_state = get_state_dict(self.model, self.optimizer)
+        dcp.save({"model": model_state, "optimizer": optim_state}, checkpoint_id=str(tmp / SHARDED_DIR))
+        full = get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        if self.dist.is_main:
+            try:
+                (tmp / self.component).mkdir()
+                self.model.save_config(tmp / self.component)
+                save_file({k: v.contiguous() for k, v in full.items()}, str(tmp / self.component / WEIGHTS_FILE))
+                torch.save({"step": self.step, "scheduler": self.scheduler.state_dict(), "sharded": True,
+                            "config": config_to_dict(self.config)}, tmp / STATE_FILE)
+                if path.exists():
+                    shutil.rmtree(path)
+                os.replace(tmp, path)
+            finally:
+                if tmp.exists():
+                    shutil.rmtree(tmp, ignore_errors=True)
+            for old in list_checkpoints(self.config.output_dir)[:-self.config.keep_last]:
+                shutil.rmtree(old, ignore_errors=True)
+            logger.info("saved %s (sharded over %d processes)", path, self.dist.world_size)
         if self.dist.distributed:
             dist.barrier()
         return path
@@ -449,8 +529,22 @@ class Trainer:
         checkpoint = Path(checkpoint)
         if state is None:
             state = read_training_state(checkpoint)
-        load_module_weights(self.model, checkpoint / self.component, f"{self.component} ({checkpoint})")
-        self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("sharded"):  # torch.distributed.checkpoint: any number of processes
+            import torch.distributed.checkpoint as dcp
+            from torch.distributed.checkpoint import DefaultLoadPlanner
+            from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+            model_state, optim_state = get_state_dict(self.model, self.optimizer)
+            folder = str(checkpoint / SHARDED_DIR)
+            dcp.load({"model": model_state}, checkpoint_id=folder)  # every weight, strictly
+            # Adam keeps no state for a parameter that never had a gradient (e.g. an unused mask
+            # token); the template here has one for every parameter: load what the run saved.
+            dcp.load({"optimizer": optim_state}, checkpoint_id=folder,
+                     planner=DefaultLoadPlanner(allow_partial_load=True))
+            set_state_dict(self.model, self.optimizer, model_state_dict=model_state, optim_state_dict=optim_state)
+        else:
+            load_module_weights(self.model, checkpoint / self.component, f"{self.component} ({checkpoint})")
+            self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step = int(state["step"])
         last = []
