@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="preset name (zoom_in, orbit_left, ...; see `gen3r cameras`) or camera file "
                           "(cameras.json, RealEstate10K .txt, transforms.json, COLMAP folder)")
     add_trajectory_params(gen, prefix="camera-")
+    gen.add_argument("--parallel", choices=("ulysses", "ring"), default=None,
+                     help="split the transformer's sequence over the processes of `torchrun --nproc-per-node N -m "
+                          "gen3r.cli generate ...` (diffusers context parallelism; rank 0 writes)")
     _add_model_args(gen)
     gen.set_defaults(func=run_generate)
 
@@ -95,12 +98,29 @@ def run_generate(args: argparse.Namespace) -> int:
     validate_camera_source(args.camera, num_frames=args.frames, image_size=(args.height, args.width),
                            params=trajectory_params(args))
     prompt = _read_prompt(args.prompt)
+    if args.parallel:
+        from gen3r.distributed import init_distributed, launched_by_torchrun
+        from gen3r.errors import Gen3RError
+
+        if not launched_by_torchrun():
+            raise Gen3RError(f"--parallel {args.parallel} splits the transformer over processes: start it with "
+                             "`torchrun --nproc-per-node N -m gen3r.cli generate ...` (N >= 2)")
+        from gen3r.pipeline.parallel import check_parallel
+
+        args.device = str(init_distributed(args.device).device)  # each process loads onto its own device
+        check_parallel(args.parallel, args.device)  # before the models load
     pipe = load_pipeline(args)
+    if args.parallel:
+        from gen3r.pipeline.parallel import enable_context_parallel
+
+        enable_context_parallel(pipe, args.parallel, device=args.device)
     generator = torch.Generator().manual_seed(args.seed)
     output = pipe(images, cameras=None if args.camera == "free" else args.camera, prompt=prompt,
                   negative_prompt=args.negative_prompt, num_frames=args.frames, height=args.height,
                   width=args.width, num_inference_steps=args.steps, guidance_scale=args.guidance,
                   generator=generator, camera_params=trajectory_params(args) or None)
+    if output is None:  # a context-parallel rank other than 0: rank 0 writes
+        return 0
     export_output(output, args.out, settings=_settings(args, prompt=prompt), fps=args.fps,
                   remove_far_points=args.remove_far_points, overwrite=args.overwrite)
     print(f"wrote {args.out}")

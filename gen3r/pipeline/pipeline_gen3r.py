@@ -129,6 +129,9 @@ class Gen3RPipeline(DiffusionPipeline):
         self.call_defaults: dict[str, Any] = dict(OFFICIAL_CALL_DEFAULTS)
         #: The folder the pipeline was loaded from (None when built from components).
         self.checkpoint_path: str | None = None
+        #: This process's rank info when the transformer runs context-parallel
+        #: (:func:`gen3r.pipeline.parallel.enable_context_parallel`), else None.
+        self.context_parallel = None
 
     @property
     def latent_halves(self) -> int:
@@ -459,8 +462,12 @@ class Gen3RPipeline(DiffusionPipeline):
                                 f"pass exactly {num_frames} video frames or change --frames"))
         frames = frames.to(device)
 
-        # 2. cameras -> packed Plücker rays
-        plucker, cam_info = self.resolve_cameras(cameras, task, frames, num_frames, height, width, camera_params)
+        # 2. cameras -> packed Plücker rays (encoders on rank 0 only under context parallelism)
+        from gen3r.pipeline.parallel import from_main
+
+        ranks = self.context_parallel
+        plucker, cam_info = from_main(ranks, lambda: self.resolve_cameras(cameras, task, frames, num_frames, height,
+                                                                         width, camera_params))
         camera_input = self.pack_camera_input(plucker, batch, num_frames, height, width, device, dit_dtype)
 
         # 3. text
@@ -470,15 +477,20 @@ class Gen3RPipeline(DiffusionPipeline):
             raise Gen3RError(f"got {len(prompts)} prompts / {len(negatives)} negative prompts for a batch of "
                              f"{batch}; pass one string or one per batch element")
         do_cfg = guidance_scale > 1.0
-        context = self.encode_prompt(prompts, device, dit_dtype)
-        if do_cfg:
-            context = torch.cat([self.encode_prompt(negatives, device, dit_dtype), context])
+
+        def text_context() -> torch.Tensor:
+            context = self.encode_prompt(prompts, device, dit_dtype)
+            if do_cfg:
+                context = torch.cat([self.encode_prompt(negatives, device, dit_dtype), context])
+            return context
+
+        context = from_main(ranks, text_context)
 
         # 4. latents
         f, lh, lw = (num_frames - 1) // 4 + 1, height // 8, width // 8
         shape = (batch, 16, f, lh, self.latent_halves * lw)
         if latents is None:
-            latents = randn(shape, generator)
+            latents = from_main(ranks, lambda: randn(shape, generator))
         elif tuple(latents.shape) != shape:
             raise Gen3RError(f"latents must have shape {shape} for F={num_frames}, H={height}, W={width}, "
                              f"got {tuple(latents.shape)}")
@@ -487,10 +499,10 @@ class Gen3RPipeline(DiffusionPipeline):
         latents = latents.to(device=device, dtype=torch.float32)
 
         # 5. condition latents and masks
-        y = self.prepare_condition(frames, task, num_frames, generator).to(device)
+        y = from_main(ranks, lambda: self.prepare_condition(frames, task, num_frames, generator)).to(device)
 
         # 6. CLIP context of frame 0
-        clip_context = self.encode_clip(frames[:, 0], dit_dtype).to(device)
+        clip_context = from_main(ranks, lambda: self.encode_clip(frames[:, 0], dit_dtype)).to(device)
 
         # 7. denoising loop
         self.scheduler.set_timesteps(num_inference_steps, device=device, mu=1)
@@ -516,7 +528,9 @@ class Gen3RPipeline(DiffusionPipeline):
                         latents = result["latents"]
                 bar.update()
 
-        # 8. decode appearance and geometry
+        # 8. decode appearance and geometry (rank 0 only under context parallelism)
+        if ranks is not None and not ranks.is_main:
+            return None
         from gen3r.models.wan_vae import decode_latents
 
         appearance, geometry = latents.chunk(2, dim=-1) if self.latent_halves == 2 else (latents, None)
