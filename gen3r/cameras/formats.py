@@ -12,7 +12,9 @@ Formats (``FORMATS``), each documented in ``docs/cameras.md``:
   world-to-camera matrix. Reading needs ``image_size``.
 * ``nerfstudio``: ``transforms.json`` with per-frame ``transform_matrix`` = **OpenGL** camera-to-world
   (x right, y up, z backward) and ``fl_x, fl_y, cx, cy, w, h`` global or per frame (or
-  ``camera_angle_x``). Frames are kept in file order.
+  ``camera_angle_x``). Frame order: by ``file_path`` in natural order (``frame_2`` before
+  ``frame_10``) when every frame has one, else as listed (:func:`read_transforms_frames`, the one
+  reader of transforms.json that cameras, evaluation and training share).
 * ``gen3r_transforms``: the same layout with an **OpenCV** camera-to-world ``transform_matrix``, as in
   the official Gen3R training data. It cannot be told apart from ``nerfstudio`` by content: ask for it
   with ``format="gen3r_transforms"``.
@@ -33,6 +35,7 @@ import logging
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +47,16 @@ from gen3r.cameras.pose_encoding import matrix_to_quaternion, quaternion_to_matr
 from gen3r.errors import Gen3RError
 from gen3r.io.atomic import atomic_path, file_in_the_way
 
-__all__ = ["FORMATS", "OFFICIAL_IMAGE_SIZE", "detect_format", "load_cameras", "save_cameras", "read_colmap",
-           "write_colmap"]
+__all__ = ["FORMATS", "OFFICIAL_IMAGE_SIZE", "OPENGL_TO_OPENCV", "TransformsFrame", "detect_format", "load_cameras",
+           "save_cameras", "read_colmap", "write_colmap", "read_transforms_frames", "natural_key"]
 
 logger = logging.getLogger(__name__)
 
 FORMATS: tuple[str, ...] = ("official", "re10k", "nerfstudio", "gen3r_transforms", "colmap")
 OFFICIAL_IMAGE_SIZE = (560, 560)
-_OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])  # flips the camera y and z axes (self-inverse)
+#: Flips the camera y and z axes: OpenGL (x right, y up, z backward) <-> OpenCV camera frames, on the
+#: right of a camera-to-world matrix; self-inverse, so it converts both ways.
+OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
 _COLMAP_MODELS = {  # model -> (number of params, indices of fx, fy, cx, cy); distortion params follow
     "SIMPLE_PINHOLE": (3, (0, 0, 1, 2)),
     "PINHOLE": (4, (0, 1, 2, 3)),
@@ -292,14 +297,40 @@ def _transforms_intrinsics(path: Path, frame: dict, top: dict, index: int,
     return k, size
 
 
-def _read_transforms(path: Path, image_size: tuple[int, int] | None, opengl: bool) -> Cameras:
-    fmt = "nerfstudio" if opengl else "gen3r_transforms"
+@dataclass
+class TransformsFrame:
+    """One frame of a transforms.json: ``file_path`` as written (None when absent), ``c2w`` 4x4
+    OpenCV camera-to-world, ``K`` 3x3 pixel intrinsics, ``size`` (H, W) when recorded (``w``/``h``),
+    ``entry`` the frame's own JSON object (e.g. ``depth_file_path``)."""
+
+    file_path: str | None
+    c2w: np.ndarray
+    K: np.ndarray
+    size: tuple[int, int] | None
+    entry: dict
+
+
+def natural_key(name: str) -> list:
+    """Sort key comparing digit runs as numbers: ``frame_2`` < ``frame_10``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def read_transforms_frames(path: str | Path, opengl: bool = True, image_size: tuple[int, int] | None = None
+                           ) -> tuple[list[TransformsFrame], dict]:
+    """Every frame of a nerfstudio (``opengl=True``) or official-training (``opengl=False``, OpenCV
+    matrices) transforms.json, in **the** frame order: by ``file_path`` in natural order when every
+    frame has one, else as listed. Returns the frames and the whole JSON object.
+
+    Intrinsics: ``fl_x`` (or ``camera_angle_x`` with ``w``), ``fl_y`` (default ``fl_x``), ``cx``/``cy``
+    (default the image centre from ``w``/``h`` or ``image_size``), per frame or global. Errors name
+    the file, the frame and the fix."""
+    path = Path(path)
     data = _load_json(path)
     frames = data.get("frames") if isinstance(data, dict) else None
     if not isinstance(frames, list) or not frames:
         raise _error(path, "field 'frames'", "is missing or empty",
                      "list one entry per image with a 'transform_matrix'")
-    c2ws, ks, sizes, distorted = [], [], set(), False
+    out, distorted = [], False
     for i, frame in enumerate(frames):
         if not isinstance(frame, dict) or "transform_matrix" not in frame:
             raise _error(path, f"frames[{i}]", "missing key 'transform_matrix'", "add the 4x4 camera-to-world matrix")
@@ -309,21 +340,31 @@ def _read_transforms(path: Path, image_size: tuple[int, int] | None, opengl: boo
         if abs(np.linalg.det(c2w[:3, :3])) < 1e-8:
             raise _error(path, f"frames[{i}].transform_matrix", "is not invertible",
                          "write a rigid camera-to-world matrix")
-        c2ws.append(c2w @ _OPENGL_TO_OPENCV if opengl else c2w)
         k, size = _transforms_intrinsics(path, frame, data, i, image_size)
-        ks.append(k)
-        sizes.add(size)
         distorted |= any(_frame_value(path, frame, data, key, i) for key in ("k1", "k2", "k3", "k4", "p1", "p2"))
+        name = frame.get("file_path")
+        if name is not None and not isinstance(name, str):
+            raise _error(path, f"frames[{i}].file_path", f"is {name!r}", "write the image path as a string")
+        out.append(TransformsFrame(name, c2w @ OPENGL_TO_OPENCV if opengl else c2w, k, size, frame))
     if distorted:
         logger.warning("%s: lens distortion is ignored (pinhole cameras only); undistort the images", path)
+    if all(f.file_path is not None for f in out):
+        out.sort(key=lambda f: natural_key(f.file_path))
+    return out, data
+
+
+def _read_transforms(path: Path, image_size: tuple[int, int] | None, opengl: bool) -> Cameras:
+    fmt = "nerfstudio" if opengl else "gen3r_transforms"
+    frames, _ = read_transforms_frames(path, opengl, image_size)
+    sizes = {f.size for f in frames}
     if len(sizes) > 1:
         raise _error(path, "fields 'w'/'h'", f"differ between frames ({sorted(s for s in sizes if s)})",
                      "use one image size for the whole sequence")
     stored = sizes.pop()
     if stored is None and image_size is None:
         raise _error(path, "", "records no image size ('w', 'h')", "add 'w' and 'h' or pass image_size=(H, W) (`gen3r cameras convert --size HxW`)")
-    extrinsics = np.linalg.inv(np.stack(c2ws))
-    return _build(path, fmt, extrinsics, np.stack(ks), stored or image_size)
+    extrinsics = np.linalg.inv(np.stack([f.c2w for f in frames]))
+    return _build(path, fmt, extrinsics, np.stack([f.K for f in frames]), stored or image_size)
 
 
 def _write_transforms(cameras: Cameras, path: Path, opengl: bool, image_names: Sequence[str] | None) -> None:
@@ -336,7 +377,7 @@ def _write_transforms(cameras: Cameras, path: Path, opengl: bool, image_names: S
     frames = []
     for name, c2w, k in zip(names, c2ws, ks):
         frames.append({
-            "file_path": name, "transform_matrix": (c2w @ _OPENGL_TO_OPENCV if opengl else c2w).tolist(),
+            "file_path": name, "transform_matrix": (c2w @ OPENGL_TO_OPENCV if opengl else c2w).tolist(),
             "fl_x": float(k[0, 0]), "fl_y": float(k[1, 1]), "cx": float(k[0, 2]), "cy": float(k[1, 2]),
             "w": width, "h": height,
         })
@@ -463,10 +504,6 @@ def _read_colmap_cameras(path: Path) -> dict[int, tuple[np.ndarray, tuple[int, i
     return cameras
 
 
-def _natural_key(name: str) -> list:
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
-
-
 def read_colmap(folder: str | Path) -> tuple[Cameras, list[str]]:
     """Read a COLMAP text model: (:class:`Cameras` ordered by image name, the image names)."""
     folder = _colmap_folder(Path(folder))
@@ -507,7 +544,7 @@ def read_colmap(folder: str | Path) -> tuple[Cameras, list[str]]:
     if len(sizes) > 1:
         raise _error(folder / "cameras.txt", "", f"cameras have different image sizes {sorted(sizes)}",
                      "use one image size for the whole sequence")
-    entries.sort(key=lambda entry: _natural_key(entry[0]))
+    entries.sort(key=lambda entry: natural_key(entry[0]))
     cams = _build(folder, "colmap", np.stack([e[1] for e in entries]), np.stack([e[2] for e in entries]),
                   sizes.pop())
     return cams, [e[0] for e in entries]

@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from gen3r.cameras.formats import OPENGL_TO_OPENCV
 from gen3r.data.procedural import Scene
 from gen3r.errors import Gen3RError
 from gen3r.io.atomic import atomic_dir
@@ -41,7 +42,6 @@ logger = logging.getLogger(__name__)
 
 FORMATS = ("official", "re10k", "nerfstudio", "npz")
 RE10K_FPS = 30.0
-OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
 
 Scenes = Scene | Iterable[Scene] | Mapping[str, Iterable[Scene]]
 
@@ -211,7 +211,7 @@ def write_nerfstudio(out_dir: str | Path, scene: Scene, *, depth_png: bool = Tru
     check_scene(scene)
     out_dir = Path(out_dir)
     h, w = scene.image_size
-    c2w_gl = camera_to_world(scene.extrinsics) @ OPENCV_TO_OPENGL
+    c2w_gl = camera_to_world(scene.extrinsics) @ OPENGL_TO_OPENCV  # the flip is its own inverse
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         (tmp / "images").mkdir()
         if depth_png:

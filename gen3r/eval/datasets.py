@@ -52,13 +52,13 @@ import numpy as np
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
+from gen3r.cameras.formats import read_transforms_frames
 from gen3r.errors import Gen3RError
 from gen3r.io.images import image_size, read_rgb
 
 logger = logging.getLogger(__name__)
 
 PAPER_NUM_FRAMES = 49
-OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
 # TartanAir ``ned2cam``: camera (x right, y down, z forward) <- NED body (x forward, y right, z down)
 NED_TO_CAM = np.array([[0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
 TARTANAIR_INTRINSICS = np.array([[320.0, 0.0, 320.0], [0.0, 320.0, 240.0], [0.0, 0.0, 1.0]])
@@ -293,34 +293,28 @@ def _png_depth(path: Path, scale: float) -> np.ndarray:
 
 def _transforms_frames(transforms_path: Path, opengl: bool, images_dir: str | None,
                        depth_scale: float) -> list[_Frame]:
-    """Frames of a nerfstudio / official ``transforms.json`` (shared or per-frame intrinsics)."""
-    meta = _read_json(transforms_path)
-    if not isinstance(meta, dict) or not isinstance(meta.get("frames"), list):
-        raise Gen3RError(f"{transforms_path} has no 'frames' list; it is not a transforms.json")
+    """Frames of a nerfstudio / official ``transforms.json`` in the shared frame order
+    (:func:`gen3r.cameras.formats.read_transforms_frames`); each needs a ``file_path`` and ``w``/``h``."""
+    frames, _ = read_transforms_frames(transforms_path, opengl=opengl)
     base = transforms_path.parent
     gt = base / "depth.npz"
     npz_depth = _npz_depth_loader(gt) if gt.is_file() else None
     out = []
-    for n, fr in enumerate(sorted(meta["frames"], key=lambda f: str(f.get("file_path")))):
-        try:
-            get = {k: float(fr.get(k, meta.get(k))) for k in ("fl_x", "fl_y", "cx", "cy", "w", "h")}
-            rel = Path(fr["file_path"])
-            c2w = _pose_4x4(fr["transform_matrix"], str(transforms_path))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise Gen3RError(f"frame {n} of {transforms_path} lacks intrinsics/file_path/transform_matrix "
-                             f"({exc})") from exc
+    for n, fr in enumerate(frames):
+        if fr.file_path is None or fr.size is None:
+            raise Gen3RError(f"frame {n} of {transforms_path} lacks file_path or w/h; every frame needs its image "
+                             "path and size")
+        rel = Path(fr.file_path)
         if images_dir is not None:
             rel = Path(images_dir, *rel.parts[1:])
-        if opengl:
-            c2w = c2w @ OPENGL_TO_OPENCV
         depth = None
-        if "depth_file_path" in fr:
-            depth = functools.partial(_png_depth, base / fr["depth_file_path"], depth_scale)
+        if "depth_file_path" in fr.entry:
+            depth = functools.partial(_png_depth, base / fr.entry["depth_file_path"], depth_scale)
         elif npz_depth is not None:
             depth = functools.partial(npz_depth, n)
-        out.append(_Frame(image=base / rel, w2c=_invert(c2w),
-                          K=_intrinsics(get["fl_x"], get["fl_y"], get["cx"], get["cy"]),
-                          frame_id=rel.stem, size=(int(get["w"]), int(get["h"])), depth=depth))
+        height, width = fr.size
+        out.append(_Frame(image=base / rel, w2c=_invert(fr.c2w), K=fr.K, frame_id=rel.stem, size=(width, height),
+                          depth=depth))
     return out
 
 

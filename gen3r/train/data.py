@@ -22,7 +22,6 @@ against the dataset folder.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -33,6 +32,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from gen3r.cameras import Cameras
+from gen3r.cameras.formats import TransformsFrame, natural_key, read_transforms_frames
 from gen3r.errors import Gen3RError
 from gen3r.pipeline.preprocess import IMAGE_SUFFIXES, read_image, resize_and_center_crop
 from gen3r.train.config import OFFICIAL_DATASET_WEIGHTS, DataConfig
@@ -96,24 +96,6 @@ def _read_lines(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
-def _c2w_and_intrinsics(transforms: Mapping[str, Any], frame: Mapping[str, Any], where: str
-                        ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-    """(4x4 c2w, 3x3 K, (h, w)) of one transforms.json frame; per-frame keys override top-level ones."""
-    def get(key: str) -> Any:
-        value = frame.get(key, transforms.get(key))
-        if value is None:
-            raise Gen3RError(f"{where}: missing {key!r}; every frame needs fl_x, fl_y, cx, cy, w, h, "
-                             "transform_matrix (or top-level intrinsics)")
-        return value
-
-    c2w = np.asarray(get("transform_matrix"), dtype=np.float64)
-    if c2w.shape not in ((4, 4), (3, 4)):
-        raise Gen3RError(f"{where}: transform_matrix must be 4x4 (or 3x4), got shape {c2w.shape}")
-    k = np.array([[get("fl_x"), 0.0, get("cx")], [0.0, get("fl_y"), get("cy")], [0.0, 0.0, 1.0]],
-                 dtype=np.float64)
-    return c2w, k, (int(get("h")), int(get("w")))
-
-
 class OfficialLayoutDataset(Dataset):
     """One dataset folder of the official training layout (``<root>/<dataset>``, split ``split``).
 
@@ -146,39 +128,37 @@ class OfficialLayoutDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         return self.load(index, np.random.default_rng([self.seed, index]))
 
-    def _frame_table(self, images: Path, transforms_path: Path
-                     ) -> tuple[list[tuple[Path, Mapping[str, Any]]], Mapping[str, Any]]:
-        """Image files (sorted by name) paired with their transforms.json frames; the whole json."""
+    def _frame_table(self, images: Path, transforms_path: Path) -> list[tuple[Path, TransformsFrame]]:
+        """(image file, transforms.json frame) pairs in the shared frame order
+        (:func:`gen3r.cameras.formats.read_transforms_frames`): each frame's image by the name in its
+        ``file_path``; frames without one pair with the images in natural name order."""
         if not images.is_dir():
             raise Gen3RError(f"frame folder {images} does not exist; fix {self.name}/*_videos_dirs.txt")
-        files = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        try:
-            transforms = json.loads(transforms_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise Gen3RError(f"cannot read camera file {transforms_path} ({exc}); "
-                             "it must be a transforms.json") from None
-        frames = transforms.get("frames") if isinstance(transforms, dict) else None
-        if not files or not isinstance(frames, list) or len(frames) != len(files):
-            raise Gen3RError(f"{transforms_path}: {len(frames or [])} camera frames for {len(files)} images in "
+        files = sorted((p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
+                       key=lambda p: natural_key(p.name))
+        frames, _ = read_transforms_frames(transforms_path, opengl=False)
+        if not files or len(frames) != len(files):
+            raise Gen3RError(f"{transforms_path}: {len(frames)} camera frames for {len(files)} images in "
                              f"{images}; every image needs one transforms.json frame")
-        by_name = {Path(f.get("file_path", "")).name: f for f in frames}
-        if all(p.name in by_name for p in files):
-            frames = [by_name[p.name] for p in files]
-        return list(zip(files, frames)), transforms
+        by_name = {p.name: p for p in files}
+        if all(f.file_path is not None and Path(f.file_path).name in by_name for f in frames):
+            return [(by_name[Path(f.file_path).name], f) for f in frames]
+        return list(zip(files, frames))
 
     def load(self, index: int, rng: np.random.Generator) -> dict[str, Any]:
         """Sample from scene ``index``: official frame selection, crop, relative cameras, caption."""
         images, transforms_path, captions_path = self.scenes[index]
-        table, transforms = self._frame_table(images, transforms_path)
+        table = self._frame_table(images, transforms_path)
         chosen = select_frames(len(table), self.num_frames, self.max_stride, rng)
         frames = torch.stack([read_image(table[i][0]) for i in chosen])
-        parsed = [_c2w_and_intrinsics(transforms, table[i][1], str(transforms_path)) for i in chosen]
-        sizes = {p[2] for p in parsed}
+        sizes = {table[i][1].size for i in chosen}
+        if None in sizes:
+            raise Gen3RError(f"{transforms_path}: frames without 'w'/'h'; record the image size of every frame")
         if len(sizes) != 1:
             raise Gen3RError(f"{transforms_path}: frames have different sizes {sorted(sizes)}; "
                              "all frames of a clip must share one resolution")
-        c2w = torch.from_numpy(np.stack([p[0] for p in parsed]))
-        intrinsics = torch.from_numpy(np.stack([p[1] for p in parsed]))
+        c2w = torch.from_numpy(np.stack([table[i][1].c2w for i in chosen]))
+        intrinsics = torch.from_numpy(np.stack([table[i][1].K for i in chosen]))
         cameras = Cameras.from_c2w(c2w, intrinsics, sizes.pop())
         frames, cameras = _finish(frames, cameras, self.height, self.width)
         lines = captions_path.read_text().splitlines() if captions_path.is_file() else []
