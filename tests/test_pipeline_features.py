@@ -250,3 +250,29 @@ def test_cpu_run_of_the_full_size_model_says_it_takes_hours(caplog):
         Gen3RPipeline._warn_if_cpu_is_too_slow(SimpleNamespace(transformer=big), torch.device("cuda"), 49, 560, 560, 50)
         Gen3RPipeline._warn_if_cpu_is_too_slow(SimpleNamespace(transformer=small), torch.device("cpu"), 17, 112, 112, 25)
         assert caplog.text == ""
+
+
+def test_output_types_and_check_inputs():
+    """output_type "pt" / "np" / "latent" share one denoising result; check_inputs runs before any model."""
+    import numpy as np
+
+    from gen3r.errors import Gen3RError
+    from gen3r.pipeline import Gen3RPipeline
+    from gen3r.pipeline.loading import MINI_MODEL
+
+    pipe = Gen3RPipeline.from_pretrained(MINI_MODEL)
+    image = torch.rand(1, 1, 3, 112, 112)
+    kw = dict(num_frames=5, num_inference_steps=1, generator=None)
+    pt = pipe(image, **{**kw, "generator": torch.Generator().manual_seed(0)})
+    arr = pipe(image, output_type="np", **{**kw, "generator": torch.Generator().manual_seed(0)})
+    lat = pipe(image, output_type="latent", **{**kw, "generator": torch.Generator().manual_seed(0)})
+    assert isinstance(arr.rgb, np.ndarray) and isinstance(arr.world_points, np.ndarray)
+    np.testing.assert_allclose(arr.depth, pt.depth.numpy())
+    assert lat.rgb is None and lat.depth is None and torch.equal(lat.latents, pt.latents)
+    with pytest.raises(Gen3RError, match="output_type must be one of pt, np, latent"):
+        pipe(image, output_type="pil", **kw)
+    with pytest.raises(Gen3RError, match="task 2view needs 2 condition image"):
+        Gen3RPipeline.check_inputs(5, 112, 112, 10, 3.0, task="2view", num_condition_frames=1)
+    assert Gen3RPipeline.check_inputs(5, 112, 112, 10, 3.0, num_condition_frames=2) == "2view"
+    with pytest.raises(Gen3RError, match="unknown argument\\(s\\) device_map"):
+        Gen3RPipeline.from_pretrained(MINI_MODEL, device_map="auto")

@@ -70,11 +70,13 @@ def _read_prompt(text: str) -> str:
 def _validate_early(args: argparse.Namespace) -> None:
     """Fail before loading models (which takes minutes at full size)."""
     from gen3r.errors import Gen3RError
-    from gen3r.pipeline.preprocess import check_size
+    from gen3r.pipeline import Gen3RPipeline
 
     resolve_checkpoint_defaults(args)
-    check_size(args.frames, args.height, args.width)
     check_model_options(args)
+    count = (2 if args.last_image else 1) if hasattr(args, "last_image") else None
+    Gen3RPipeline.check_inputs(args.frames, args.height, args.width, args.steps, args.guidance,
+                               task="allview" if count is None else None, num_condition_frames=count)
     if args.out.exists() and not args.out.is_dir():
         raise Gen3RError(f"--out {args.out} is a file; pass a folder path")
     if args.out.exists() and any(args.out.iterdir()) and not args.overwrite:

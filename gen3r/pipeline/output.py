@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 
@@ -26,20 +26,27 @@ class Gen3ROutput:
         extrinsics: (B, F, 3, 4) float32 OpenCV world-to-camera.
         intrinsics: (B, F, 3, 3) float32 in pixels of the H x W output.
         latents: (B, 16, f, H/8, 2W/8) final joint latent (appearance left, geometry right).
+        With ``output_type="latent"`` only ``latents`` and ``info`` are set (nothing decoded); with
+        ``"np"`` every array is a numpy array.
         info: resolved settings of the call (task, cameras, sizes, seed-free summary).
     """
 
-    rgb: torch.Tensor
-    depth: torch.Tensor
-    depth_conf: torch.Tensor
-    point_map: torch.Tensor
-    point_conf: torch.Tensor
-    world_points: torch.Tensor
-    point_mask: torch.Tensor
-    extrinsics: torch.Tensor
-    intrinsics: torch.Tensor
+    rgb: torch.Tensor | None = None
+    depth: torch.Tensor | None = None
+    depth_conf: torch.Tensor | None = None
+    point_map: torch.Tensor | None = None
+    point_conf: torch.Tensor | None = None
+    world_points: torch.Tensor | None = None
+    point_mask: torch.Tensor | None = None
+    extrinsics: torch.Tensor | None = None
+    intrinsics: torch.Tensor | None = None
     latents: torch.Tensor | None = None
     info: dict = field(default_factory=dict)
+
+    def numpy(self) -> Gen3ROutput:
+        """The same output with numpy arrays in place of tensors (``output_type="np"``)."""
+        return Gen3ROutput(**{f.name: (getattr(self, f.name).numpy() if isinstance(getattr(self, f.name), torch.Tensor)
+                                       else getattr(self, f.name)) for f in fields(self)})
 
     @property
     def image_size(self) -> tuple[int, int]:

@@ -32,6 +32,8 @@ from gen3r.pipeline.preprocess import as_frames, check_size
 logger = logging.getLogger(__name__)
 
 TASKS = ("1view", "2view", "allview")
+#: What ``__call__`` returns: torch tensors, numpy arrays, or the final latent only (nothing decoded).
+OUTPUT_TYPES = ("pt", "np", "latent")
 NUM_SPECIAL_TOKENS = 5
 #: Sampling defaults of the official checkpoint (spec §7); a checkpoint may declare its own
 #: (``model_index.json``, see :func:`gen3r.pipeline.loading.read_call_defaults`).
@@ -129,6 +131,8 @@ class Gen3RPipeline(DiffusionPipeline):
         self.call_defaults: dict[str, Any] = dict(OFFICIAL_CALL_DEFAULTS)
         #: The folder the pipeline was loaded from (None when built from components).
         self.checkpoint_path: str | None = None
+        #: "official" or "gen3r" (our layout) for a loaded checkpoint, None when built from components.
+        self.checkpoint_layout: str | None = None
         #: This process's rank info when the transformer runs context-parallel
         #: (:func:`gen3r.pipeline.parallel.enable_context_parallel`), else None.
         self.context_parallel = None
@@ -143,7 +147,7 @@ class Gen3RPipeline(DiffusionPipeline):
     # ------------------------------------------------------------------ loading / saving
     @classmethod
     def from_pretrained(cls, path: str | Path, torch_dtype: torch.dtype | None = None,
-                        architecture: str | Path | dict | None = None, **_: Any) -> Gen3RPipeline:
+                        architecture: str | Path | dict | None = None, **unknown: Any) -> Gen3RPipeline:
         """Load a checkpoint in the official layout (auto-detected) or ours: a local folder,
         ``"gen3r-mini"`` (the embedded mini model) or a Hugging Face Hub id such as
         ``"JaceyH919/Gen3R"`` (huggingface_hub's snapshot download into its cache; offline, the cache
@@ -157,6 +161,10 @@ class Gen3RPipeline(DiffusionPipeline):
         from gen3r.pipeline.loading import (MINI_MODEL, detect_layout, load_gen3r_components,
                                             load_official_components, read_call_defaults, resolve_checkpoint)
 
+        if unknown:
+            raise Gen3RError(f"from_pretrained got unknown argument(s) {', '.join(sorted(unknown))}; it takes the "
+                             "path, torch_dtype and architecture (move the pipeline with .to(device), offload with "
+                             ".enable_offload)")
         name = str(path)
         path = resolve_checkpoint(path)
         if name == MINI_MODEL and torch_dtype is None:
@@ -259,7 +267,8 @@ class Gen3RPipeline(DiffusionPipeline):
         if device.type != "cpu":
             return
         params = sum(p.numel() for p in self.transformer.parameters())
-        tokens = ((num_frames - 1) // 4 + 1) * (height // 16) * (self.latent_halves * width // 16)
+        halves = getattr(self.transformer, "latent_halves", 2)
+        tokens = ((num_frames - 1) // 4 + 1) * (height // 16) * (halves * width // 16)
         if params * tokens * steps * 2 > 1e15:  # ~2 flops per parameter and token, twice with CFG: > ~30 min
             logger.warning("running a %.1fB-parameter transformer on the CPU for %d frames of %dx%d and %d steps: "
                            "expect hours. Move the pipeline to a GPU (pipe.to('cuda')), or lower --frames / size "
@@ -402,6 +411,33 @@ class Gen3RPipeline(DiffusionPipeline):
         return self.geo_adapter.encode(x.to(adapter_dtype))
 
     # ------------------------------------------------------------------ main call
+    @staticmethod
+    def check_inputs(num_frames: int, height: int, width: int, num_inference_steps: int, guidance_scale: float,
+                     task: str | None = None, num_condition_frames: int | None = None,
+                     output_type: str = "pt") -> str | None:
+        """Every argument check of :meth:`__call__` that needs no model (the CLI calls it before
+        loading one); returns the task (inferred from ``num_condition_frames`` when None).
+        Gen3RError names the problem and the fix."""
+        check_size(num_frames, height, width)
+        if isinstance(guidance_scale, bool) or not np.isfinite(guidance_scale) or guidance_scale <= 0:
+            raise Gen3RError(f"guidance_scale must be a positive number, got {guidance_scale}")
+        if num_inference_steps < 1:
+            raise Gen3RError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
+        if output_type not in OUTPUT_TYPES:
+            raise Gen3RError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}")
+        if num_condition_frames is not None:
+            task = task or ("1view" if num_condition_frames == 1 else "2view" if num_condition_frames == 2
+                            else "allview")
+        if task is not None and task not in TASKS:
+            raise Gen3RError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
+        if task is not None and num_condition_frames is not None:
+            expected = {"1view": 1, "2view": 2, "allview": num_frames}[task]
+            if num_condition_frames != expected:
+                raise Gen3RError(f"task {task} needs {expected} condition image(s), got {num_condition_frames}; "
+                                 + ("pass the first and the last frame" if task == "2view" else
+                                    f"pass exactly {num_frames} video frames or change --frames"))
+        return task
+
     @torch.no_grad()
     def __call__(self, images, task: str | None = None, cameras=None, prompt: str | Sequence[str] = "",
                  negative_prompt: str | Sequence[str] = "bad detailed", num_frames: int | None = None,
@@ -410,7 +446,7 @@ class Gen3RPipeline(DiffusionPipeline):
                  generator: torch.Generator | Sequence[torch.Generator] | None = None,
                  latents: torch.Tensor | None = None, camera_params: Mapping[str, float] | None = None,
                  callback_on_step_end: Callable[[Gen3RPipeline, int, torch.Tensor, dict], dict | None] | None = None,
-                 output_type: str = "pt") -> Gen3ROutput:
+                 output_type: str = "pt") -> Gen3ROutput | None:
         """Generate an RGB video and its geometry.
 
         Args:
@@ -433,6 +469,10 @@ class Gen3RPipeline(DiffusionPipeline):
                 for an appearance-only transformer, :attr:`latent_halves`).
             callback_on_step_end: called as ``fn(pipe, step, t, {"latents": latents})``; may return
                 a dict with a replacement ``latents``.
+            output_type: ``"pt"`` (torch tensors), ``"np"`` (numpy arrays) or ``"latent"`` (the final
+                latent only, nothing decoded: the other fields are None).
+
+        Returns a :class:`Gen3ROutput`; None on context-parallel ranks other than 0.
         """
         d = self.call_defaults
         num_frames = d["num_frames"] if num_frames is None else num_frames
@@ -440,11 +480,8 @@ class Gen3RPipeline(DiffusionPipeline):
         width = d["width"] if width is None else width
         num_inference_steps = d["num_inference_steps"] if num_inference_steps is None else num_inference_steps
         guidance_scale = d["guidance_scale"] if guidance_scale is None else guidance_scale
-        check_size(num_frames, height, width)
-        if guidance_scale <= 0 or not np.isfinite(guidance_scale):
-            raise Gen3RError(f"guidance_scale must be a positive number, got {guidance_scale}")
-        if num_inference_steps < 1:
-            raise Gen3RError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
+        self.check_inputs(num_frames, height, width, num_inference_steps, guidance_scale, task,
+                          output_type=output_type)
         device = self._exec_device
         dit_dtype = module_dtype(self.transformer)
         self._warn_if_cpu_is_too_slow(device, num_frames, height, width, num_inference_steps)
@@ -452,14 +489,8 @@ class Gen3RPipeline(DiffusionPipeline):
         # 1. inputs and task
         frames = as_frames(images, height, width)
         batch, num_cond = frames.shape[:2]
-        task = task or ("1view" if num_cond == 1 else "2view" if num_cond == 2 else "allview")
-        if task not in TASKS:
-            raise Gen3RError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
-        expected = {"1view": 1, "2view": 2, "allview": num_frames}[task]
-        if num_cond != expected:
-            raise Gen3RError(f"task {task} needs {expected} condition image(s), got {num_cond}; "
-                             + ("pass the first and the last frame" if task == "2view" else
-                                f"pass exactly {num_frames} video frames or change --frames"))
+        task = self.check_inputs(num_frames, height, width, num_inference_steps, guidance_scale, task, num_cond,
+                                 output_type)
         frames = frames.to(device)
 
         # 2. cameras -> packed Plücker rays (encoders on rank 0 only under context parallelism)
@@ -531,6 +562,10 @@ class Gen3RPipeline(DiffusionPipeline):
         # 8. decode appearance and geometry (rank 0 only under context parallelism)
         if ranks is not None and not ranks.is_main:
             return None
+        info = {"task": task, "num_frames": num_frames, "height": height, "width": width,
+                "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale, **cam_info}
+        if output_type == "latent":
+            return Gen3ROutput(latents=latents.cpu(), info=info)
         from gen3r.models.wan_vae import decode_latents
 
         appearance, geometry = latents.chunk(2, dim=-1) if self.latent_halves == 2 else (latents, None)
@@ -540,14 +575,13 @@ class Gen3RPipeline(DiffusionPipeline):
             geo = self.decode_geometry(geometry, height, width)
         else:  # 2-stage: VGGT on the generated frames
             geo = self.reconstruct_geometry(rgb.clamp(0, 1))
-        info = {"task": task, "num_frames": num_frames, "height": height, "width": width,
-                "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale, **cam_info}
-        return Gen3ROutput(rgb=rgb.permute(0, 1, 3, 4, 2).contiguous().cpu(), depth=geo["depth"].cpu(),
+        out = Gen3ROutput(rgb=rgb.permute(0, 1, 3, 4, 2).contiguous().cpu(), depth=geo["depth"].cpu(),
                            depth_conf=geo["depth_conf"].cpu(), point_map=geo["point_map"].cpu(),
                            point_conf=geo["point_conf"].cpu(),
                            world_points=geo["world_points"], point_mask=geo["point_mask"],
                            extrinsics=geo["extrinsics"].cpu(),
                            intrinsics=geo["intrinsics"].cpu(), latents=latents.cpu(), info=info)
+        return out.numpy() if output_type == "np" else out
 
     def pack_camera_input(self, plucker: torch.Tensor | None, batch: int, num_frames: int, height: int,
                       width: int, device, dtype) -> torch.Tensor | None:
