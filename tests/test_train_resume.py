@@ -125,3 +125,20 @@ def test_train_help_says_how_to_start(capsys):
         main(["train", "--help"])
     text = capsys.readouterr().out
     assert "How to start" in text and "--preset smoke" in text and "--print-config" in text
+
+
+def test_config_json_is_written_and_deliberate_changes_resume(trained, tmp_path, capsys):
+    import shutil
+
+    saved = json.loads((trained / "config.json").read_text())
+    assert saved["output_dir"] == str(trained) and saved["max_steps"] == 3  # the resolved config of the run
+    out = tmp_path / "vae"
+    shutil.copytree(trained, out)
+    config = tmp_path / "changed.json"
+    config.write_text(json.dumps({"optim": {"lr": 0.123}, "max_steps": 4}))
+    args = ["train", "vae", "--preset", "smoke", "--config", str(config), "--out", str(out)]
+    assert main([*args, "--resume"]) == 2
+    assert "--resume-with-changes" in _one_error_line(capsys)
+    assert main([*args, "--resume-with-changes"]) == 0
+    assert json.loads((out / "config.json").read_text())["optim"]["lr"] == 0.123
+    assert [r["step"] for r in _records(out)] == [1, 2, 3, 4]

@@ -55,6 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="stop (with a checkpoint) at this step without changing the schedule")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the newest checkpoint-<step> in the output folder")
+    parser.add_argument("--resume-with-changes", action="store_true",
+                        help="--resume even though settings differ from the checkpoint's (on purpose; logged)")
     parser.set_defaults(func=run)
 
 
@@ -163,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     check_before_models(args.stage, config)
     try:
-        result = train(config, resume=args.resume, max_steps=args.stop_at)
+        result = train(config, resume=args.resume or args.resume_with_changes, max_steps=args.stop_at,
+                       allow_config_changes=args.resume_with_changes)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

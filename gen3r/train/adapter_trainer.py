@@ -151,7 +151,8 @@ class AdapterTrainer(Trainer):
 
 
 def train_adapter(config: AdapterTrainConfig | str | Path, *, pipeline=None, resume: bool = False,
-                  max_steps: int | None = None) -> TrainResult:
+                  max_steps: int | None = None, allow_config_changes: bool = False) -> TrainResult:
     """Run stage 1 from a config (object or JSON file); ``resume`` continues from the newest
     checkpoint in ``config.output_dir``. Returns the :class:`~gen3r.train.loop.TrainResult`."""
-    return run_training(AdapterTrainer, AdapterTrainConfig, config, pipeline=pipeline, resume=resume, max_steps=max_steps)
+    return run_training(AdapterTrainer, AdapterTrainConfig, config, pipeline=pipeline, resume=resume, max_steps=max_steps,
+                        allow_config_changes=allow_config_changes)

@@ -250,7 +250,8 @@ class DitTrainer(Trainer):
 
 
 def train_dit(config: DitTrainConfig | str | Path, *, pipeline=None, resume: bool = False,
-              max_steps: int | None = None) -> TrainResult:
+              max_steps: int | None = None, allow_config_changes: bool = False) -> TrainResult:
     """Run stage 2 from a config (object or JSON file); ``resume`` continues from the newest
     checkpoint in ``config.output_dir``. Returns the :class:`~gen3r.train.loop.TrainResult`."""
-    return run_training(DitTrainer, DitTrainConfig, config, pipeline=pipeline, resume=resume, max_steps=max_steps)
+    return run_training(DitTrainer, DitTrainConfig, config, pipeline=pipeline, resume=resume, max_steps=max_steps,
+                        allow_config_changes=allow_config_changes)

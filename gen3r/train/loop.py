@@ -202,10 +202,11 @@ def read_training_state(checkpoint: str | Path) -> dict[str, Any]:
     return state
 
 
-def resume_point(config: TrainConfig) -> tuple[Path, dict[str, Any]]:
+def resume_point(config: TrainConfig, allow_changes: bool = False) -> tuple[Path, dict[str, Any]]:
     """The newest checkpoint of ``config.output_dir`` and its verified state, checked against
     ``config`` before any model is built: no checkpoint, a broken one, or a change outside
-    :data:`RESUMABLE_CHANGES` is a Gen3RError naming the fix."""
+    :data:`RESUMABLE_CHANGES` is a Gen3RError naming the fix (``allow_changes``: a deliberate
+    change, logged with every key that differs)."""
     output_dir = Path(config.output_dir)
     found = list_checkpoints(output_dir)
     if not found:
@@ -217,11 +218,15 @@ def resume_point(config: TrainConfig) -> tuple[Path, dict[str, Any]]:
     saved, now = _flatten(state["config"]), _flatten(config_to_dict(config))
     changed = sorted(k for k in set(saved) | set(now)
                      if saved.get(k) != now.get(k) and k.split(".")[0] not in RESUMABLE_CHANGES)
-    if changed:
+    if changed and allow_changes:
+        logger.warning("resuming %s with changed settings: %s", found[-1],
+                       ", ".join(f"{k} ({saved.get(k)!r} -> {now.get(k)!r})" for k in changed))
+    elif changed:
         shown = ", ".join(f"{k} ({saved.get(k)!r} -> {now.get(k)!r})" for k in changed[:4])
         more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
         raise Gen3RError(f"--resume: the settings differ from {found[-1].name}'s in {shown}{more}; resume with "
-                         f"the run's own settings, or start a new run from its weights (init / --out elsewhere)")
+                         f"the run's own settings, pass --resume-with-changes to change them on purpose, or start "
+                         f"a new run from its weights (init / --out elsewhere)")
     return found[-1], state
 
 
@@ -560,19 +565,23 @@ class Trainer:
 
 
 def run_training(trainer_cls: type, config_cls: type, config, *, pipeline=None, resume: bool = False,
-                 max_steps: int | None = None) -> TrainResult:
+                 max_steps: int | None = None, allow_config_changes: bool = False) -> TrainResult:
     """Build ``trainer_cls`` from a config (object or JSON file) and train; ``resume`` continues
     from the newest checkpoint in ``config.output_dir`` (checked by :func:`resume_point` first;
-    otherwise the folder must hold none)."""
+    otherwise the folder must hold none; ``allow_config_changes``: resume with other settings on
+    purpose). The resolved config is written to ``<output_dir>/config.json`` when training starts."""
     if not isinstance(config, config_cls):
         config = load_config(config, config_cls)
     if resume:
-        checkpoint, state = resume_point(validate(config))  # before any model loads
+        checkpoint, state = resume_point(validate(config), allow_config_changes)  # before any model loads
     else:
         check_fresh_output(config.output_dir)
     dataset = build_dataset(validate(config).data, config.seed)  # data errors before any model loads, too
     trainer = trainer_cls(config, pipeline=pipeline)
     trainer.dataset = dataset
+    if trainer.dist.is_main:
+        with atomic_path(Path(config.output_dir) / "config.json") as tmp:
+            tmp.write_text(json.dumps(config_to_dict(config), indent=1) + "\n")
     if resume:
         trainer.resume(checkpoint, state)
     return trainer.train(max_steps)

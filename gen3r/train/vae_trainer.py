@@ -130,7 +130,8 @@ def calibrate_latents(vae: AutoencoderKLWan, clips: Iterable[torch.Tensor]) -> t
 
 
 def train_vae(config: VaeTrainConfig | str | Path, *, pipeline=None, resume: bool = False,
-              max_steps: int | None = None) -> TrainResult:
+              max_steps: int | None = None, allow_config_changes: bool = False) -> TrainResult:
     """Train the base video VAE from a config (object or JSON file); ``resume`` continues from the
     newest checkpoint in ``config.output_dir``."""
-    return run_training(VaeTrainer, VaeTrainConfig, config, pipeline=pipeline, resume=resume, max_steps=max_steps)
+    return run_training(VaeTrainer, VaeTrainConfig, config, pipeline=pipeline, resume=resume, max_steps=max_steps,
+                        allow_config_changes=allow_config_changes)

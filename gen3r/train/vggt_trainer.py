@@ -117,7 +117,8 @@ class VggtTrainer(Trainer):
 
 
 def train_vggt(config: VggtTrainConfig | str | Path, *, pipeline=None, resume: bool = False,
-               max_steps: int | None = None) -> TrainResult:
+               max_steps: int | None = None, allow_config_changes: bool = False) -> TrainResult:
     """Train the base VGGT from a config (object or JSON file); ``resume`` continues from the newest
     checkpoint in ``config.output_dir``."""
-    return run_training(VggtTrainer, VggtTrainConfig, config, pipeline=pipeline, resume=resume, max_steps=max_steps)
+    return run_training(VggtTrainer, VggtTrainConfig, config, pipeline=pipeline, resume=resume, max_steps=max_steps,
+                        allow_config_changes=allow_config_changes)
