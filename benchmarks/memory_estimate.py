@@ -109,19 +109,21 @@ def build_table(frames: int, height: int, width: int, steps: int) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def run_cli(build, description: str) -> None:
+    """``--frames/--height/--width/--steps/--out`` -> ``build(frames, height, width, steps)`` printed
+    (and written to ``--out``): the command line of this script and of scaling_estimate.py."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--frames", type=int, default=49)
     parser.add_argument("--height", type=int, default=560)
     parser.add_argument("--width", type=int, default=560)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    text = build_table(args.frames, args.height, args.width, args.steps)
+    text = build(args.frames, args.height, args.width, args.steps)
     if args.out:
         args.out.write_text(text)
     print(text)
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(build_table, __doc__.split("\n\n")[0])

@@ -9,7 +9,6 @@ counts from the same formulas. Assumptions are stated in the output.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import sys
 from pathlib import Path
@@ -96,19 +95,5 @@ def build(frames: int, height: int, width: int, steps: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--frames", type=int, default=49)
-    parser.add_argument("--height", type=int, default=560)
-    parser.add_argument("--width", type=int, default=560)
-    parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    text = build(args.frames, args.height, args.width, args.steps)
-    if args.out:
-        args.out.write_text(text)
-    print(text)
-
-
 if __name__ == "__main__":
-    main()
+    memory_estimate.run_cli(build, __doc__.split("\n\n")[0])

@@ -115,3 +115,11 @@ def export_small_output(out: Path) -> Path:
     wp = unproject_depth(depth, cams.extrinsics, cams.intrinsics, min_max_depth_mask=False)
     rgb = np.random.default_rng(0).random((3, 24, 32, 3)).astype(np.float32)
     return export_scene(out, rgb=rgb, depth=depth, world_points=wp, cameras=cams)
+
+
+def small_scene_cache(out: Path) -> Path:
+    """A 3-scene, 5-frame procedural scene cache (shards of 2) for the recipe and ablation tests."""
+    from gen3r.data.cache import write_cache
+
+    write_cache(out, range(3), num_frames=5, shard_size=2)
+    return out

@@ -10,16 +10,14 @@ import pytest
 import torch
 
 from gen3r.cli.main import main as gen3r
-from gen3r.data.cache import write_cache
+from _tiny import small_scene_cache
 from gen3r.errors import Gen3RError
 from gen3r.train.presets import PRESETS, preset
 
 
 @pytest.fixture(scope="module")
 def scene_cache(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cache") / "train"
-    write_cache(out, range(3), num_frames=5, shard_size=2)
-    return out
+    return small_scene_cache(tmp_path_factory.mktemp("cache") / "train")
 
 
 @pytest.fixture(scope="module")

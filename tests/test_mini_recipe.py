@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from gen3r.cli.main import main as gen3r
+from _tiny import small_scene_cache
 from gen3r.data.cache import SceneCache, render_seed, write_cache, write_eval_layout
 from gen3r.errors import Gen3RError
 
@@ -17,9 +18,7 @@ SETTINGS = {"num_frames": 5, "height": 112, "width": 112, "kind": "random", "tra
 
 @pytest.fixture(scope="module")
 def scene_cache(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cache") / "train"
-    write_cache(out, range(3), num_frames=5, shard_size=2)
-    return out
+    return small_scene_cache(tmp_path_factory.mktemp("cache") / "train")
 
 
 @pytest.fixture(scope="module")

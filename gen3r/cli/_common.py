@@ -168,3 +168,10 @@ def check_model_options(args: argparse.Namespace) -> None:
     blocked = file_in_the_way(args.out) if getattr(args, "out", None) is not None else None
     if blocked is not None:
         raise Gen3RError(f"--out {args.out} cannot be created: {blocked} is a file; pass another folder path")
+
+
+def add_server_args(p: argparse.ArgumentParser, default_port: int) -> None:
+    """``--host`` (default 127.0.0.1: this machine only) and ``--port`` of a server subcommand."""
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=bounded("port", int, 1, 65535, "a port number"), default=default_port,
+                   help=f"port (default {default_port})")

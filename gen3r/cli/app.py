@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gen3r.cli._common import bounded
+from gen3r.cli._common import add_server_args, bounded
 
-_port = bounded("port", int, 1, 65535, "a port number")
 _upload_mb = bounded("--max-upload-mb", int, 1, 10_000, "a size in MB")
 
 
@@ -20,8 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "the depth video and the 3D scene, and download every output file. One job at "
                                    "a time.")
     add_pipeline_args(p)
-    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=_port, default=7860, help="port (default 7860)")
+    add_server_args(p, 7860)
     p.add_argument("--max-upload-mb", type=_upload_mb, default=50, help="largest upload in MB (default 50)")
     p.add_argument("--work-dir", type=Path, default=None,
                    help="folder for the runs' output folders (default: a new temporary folder)")

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gen3r.cli._common import bounded
-
-_port = bounded("port", int, 1, 65535, "a port number")
+from gen3r.cli._common import add_server_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,8 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "slider with that frame's image and depth, live confidence / depth / point "
                                    "size filters, and playback along the generated trajectory.")
     p.add_argument("folder", type=Path, help="output folder with points.ply and cameras.json")
-    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=_port, default=8080, help="port (default 8080)")
+    add_server_args(p, 8080)
     p.set_defaults(func=run)
 
 

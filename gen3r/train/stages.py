@@ -36,7 +36,7 @@ def resolve_component(path: str | Path, component: str) -> Path:
     from gen3r.train.loop import list_checkpoints
 
     path = Path(path)
-    if (path / "config.json").is_file():
+    if (path / "config.json").is_file() and any(path.glob("*.safetensors")):  # a run folder has config.json too
         return path
     if (path / component / "config.json").is_file():
         return path / component
