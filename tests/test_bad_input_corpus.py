@@ -621,3 +621,53 @@ def test_view_refuses(build, needle, tmp_path, exported, capsys, monkeypatch):
         while _BUSY:
             _BUSY.pop().close()
     assert _snapshot(exported) == before
+
+
+# ------------------------------------------------------------------------------- gen3r export-html / app
+
+EXPORT_HTML_CASES = [
+    pytest.param(lambda t, o: ["export-html", t / "nowhere"], "does not exist", id="folder-missing"),
+    pytest.param(lambda t, o: ["export-html", _folder(t / "empty")], "points.ply is missing", id="folder-empty"),
+    pytest.param(lambda t, o: ["export-html", _damaged_out(t, o, lambda d: _write(d / "points.ply", "not a ply"))],
+                 "truncated or not a point cloud", id="points-not-ply"),
+    pytest.param(lambda t, o: ["export-html", _damaged_out(t, o, lambda d: _write(d / "depth.npz", b"junk"))],
+                 "depth.npz", id="depth-damaged"),
+    pytest.param(lambda t, o: ["export-html", _damaged_out(t, o, lambda d: (d / "images" / "frame_00002.png").unlink())],
+                 "PNG frames for 3 cameras", id="frame-missing"),
+    pytest.param(lambda t, o: ["export-html", o, "--output", _folder(t / "dir")], "is a folder", id="output-is-a-folder"),
+    pytest.param(lambda t, o: ["export-html", o, "--max-points", "0"], "a point count in [1, 5e+06]", id="max-points-0"),
+    pytest.param(lambda t, o: ["export-html", o, "--max-points", "many"], "a point count", id="max-points-text"),
+]
+
+
+@pytest.mark.parametrize("build,needle", EXPORT_HTML_CASES)
+def test_export_html_refuses(build, needle, tmp_path, exported, capsys):
+    before = _snapshot(exported)
+    _refused(capsys, tmp_path, build(tmp_path, exported), needle)
+    assert _snapshot(exported) == before
+
+
+APP_CASES = [
+    pytest.param(lambda t: ["app", "--port", str(_busy_port())], "is in use", id="port-in-use"),
+    pytest.param(lambda t: ["app", "--port", "0"], "a port number in [1, 65535]", id="port-zero"),
+    pytest.param(lambda t: ["app", "--host", "192.0.2.1", "--port", str(_free_port())], "cannot listen on 192.0.2.1",
+                 id="host-not-here"),
+    pytest.param(lambda t: ["app", "--max-upload-mb", "0"], "a size in MB in [1, 10000]", id="upload-cap-0"),
+    pytest.param(lambda t: ["app", "--port", str(_free_port()), "--work-dir", _write(t / "f", "x")], "is a file",
+                 id="work-dir-is-a-file"),
+    pytest.param(lambda t: ["app", "--checkpoint", t / "nowhere", "--port", str(_free_port())], "nowhere",
+                 id="checkpoint-missing"),
+    pytest.param(lambda t: ["app", "--device", "tpu", "--port", str(_free_port())], "tpu", id="device-unknown"),
+]
+
+
+@pytest.mark.parametrize("build,needle", APP_CASES)
+def test_app_refuses(build, needle, tmp_path, capsys, monkeypatch):
+    import gen3r.app as app
+
+    monkeypatch.setattr(app, "launch", lambda *a, **k: pytest.fail("the app started serving"))
+    try:
+        _refused(capsys, tmp_path, build(tmp_path), needle)
+    finally:
+        while _BUSY:
+            _BUSY.pop().close()
