@@ -12,7 +12,7 @@ import torch
 
 from gen3r.models.transformer import Gen3RTransformer3DModel
 from gen3r.pipeline import Gen3RPipeline
-from gen3r.pipeline.pipeline_gen3r import randn
+from gen3r.pipeline.tensors import randn
 from gen3r.train.config import DataConfig, DitTrainConfig, OptimConfig, ProceduralDataConfig
 from gen3r.train.dit_trainer import (STREAMS, DitInputs, DitRandom, DitTrainer, flow_matching_loss,
                                      timestep_index_range)

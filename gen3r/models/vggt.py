@@ -107,6 +107,11 @@ class VGGT(ModelMixin, ConfigMixin):
     #: Transformer blocks: the units FSDP2 shards (and accelerate never splits).
     _no_split_modules = ["Block"]
 
+    @property
+    def num_special_tokens(self) -> int:
+        """Tokens before the patch tokens of each frame: the camera token and the register tokens."""
+        return 1 + int(self.config.num_register_tokens)
+
     @register_to_config
     def __init__(
         self,

@@ -297,7 +297,7 @@ def save_gen3r_components(components: dict[str, Any], out: Path, call_defaults: 
     """
     from safetensors.torch import save_file
 
-    from gen3r.pipeline.pipeline_gen3r import module_dtype
+    from gen3r.pipeline.tensors import module_dtype
 
     index: dict[str, Any] = {"_class_name": "Gen3RPipeline", GEN3R_LAYOUT_KEY: GEN3R_LAYOUT_VERSION,
                              "dtype": str(module_dtype(components["transformer"])).replace("torch.", "")}

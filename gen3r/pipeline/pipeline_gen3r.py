@@ -26,79 +26,19 @@ import torch
 from diffusers import DiffusionPipeline
 
 from gen3r.errors import Gen3RError
+from gen3r.pipeline.conditioning import TASKS, condition_from_posterior, condition_indices
 from gen3r.pipeline.output import Gen3ROutput
 from gen3r.pipeline.preprocess import as_frames, check_size
+from gen3r.pipeline.tensors import module_dtype, randn
 
 logger = logging.getLogger(__name__)
 
-TASKS = ("1view", "2view", "allview")
 #: What ``__call__`` returns: torch tensors, numpy arrays, or the final latent only (nothing decoded).
 OUTPUT_TYPES = ("pt", "np", "latent")
-NUM_SPECIAL_TOKENS = 5
 #: Sampling defaults of the official checkpoint (spec §7); a checkpoint may declare its own
 #: (``model_index.json``, see :func:`gen3r.pipeline.loading.read_call_defaults`).
 OFFICIAL_CALL_DEFAULTS: dict[str, Any] = {"num_frames": 49, "height": 560, "width": 560,
                                           "num_inference_steps": 50, "guidance_scale": 5.0}
-
-
-def condition_indices(task: str, num_frames: int) -> list[int]:
-    """Frame indices that hold condition images for ``task``."""
-    if task == "1view":
-        return [0]
-    if task == "2view":
-        return [0, num_frames - 1]
-    return list(range(num_frames))
-
-
-def build_condition_mask(task: str, batch: int, num_frames: int, latent_h: int, latent_w: int,
-                         device=None, dtype=torch.float32, halves: int = 2) -> torch.Tensor:
-    """Temporal condition mask (B, 4, f, h, halves * w): 1 on the appearance half of condition frames.
-
-    Pixel-frame mask -> frame 0 repeated 4x (F+3 frames) -> groups of 4 consecutive frames moved
-    to channels (spec §4). The geometry half (``halves=2``, the joint latent) is always 0.
-    """
-    mask = torch.zeros(batch, num_frames, latent_h, halves * latent_w, device=device, dtype=dtype)
-    mask[:, condition_indices(task, num_frames), :, :latent_w] = 1
-    mask = torch.cat([mask[:, :1].repeat(1, 3, 1, 1), mask], dim=1)
-    f = (num_frames + 3) // 4
-    return mask.view(batch, f, 4, latent_h, halves * latent_w).transpose(1, 2).contiguous()
-
-
-def condition_from_posterior(mean: torch.Tensor, logvar: torch.Tensor, task: str, num_frames: int,
-                             generator: torch.Generator | Sequence[torch.Generator] | None,
-                             halves: int = 2) -> torch.Tensor:
-    """DiT condition ``y`` (B, 20, f, h, halves * w) from the control video's Wan posterior
-    (B, 16, f, h, w): a posterior sample (noise drawn from ``generator``) on the appearance half,
-    zeros on the geometry half (``halves=2``, the joint latent; none for an appearance-only DiT),
-    then the 4 mask channels of :func:`build_condition_mask`."""
-    from gen3r.models.wan_vae import sample_posterior
-
-    noise = randn(mean.shape, generator).to(mean.device)
-    appearance = sample_posterior(mean.float(), logvar.float(), noise)
-    latent = torch.cat([appearance] + [torch.zeros_like(appearance)] * (halves - 1), dim=-1)
-    batch, _, _, latent_h, latent_w = appearance.shape
-    mask = build_condition_mask(task, batch, num_frames, latent_h, latent_w, device=latent.device,
-                                dtype=latent.dtype, halves=halves)
-    return torch.cat([latent, mask], dim=1)
-
-
-def module_dtype(module: torch.nn.Module) -> torch.dtype:
-    """Compute dtype of a module: the dtype of its first weight outside ``_keep_in_fp32_modules``."""
-    keep = getattr(module, "_keep_in_fp32_modules", None) or []
-    for name, param in module.named_parameters():
-        if param.is_floating_point() and not any(k in name.split(".") for k in keep):
-            return param.dtype
-    return torch.float32
-
-
-def randn(shape: Sequence[int], generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:
-    """Float32 CPU normal noise; a list of generators draws batch element b from ``generator[b]``,
-    so each element of a batch equals a batch-1 run with that generator."""
-    if isinstance(generator, (list, tuple)):
-        if len(generator) != shape[0]:
-            raise Gen3RError(f"got {len(generator)} generators for a batch of {shape[0]}; pass one per element")
-        return torch.cat([torch.randn((1, *shape[1:]), generator=g, dtype=torch.float32) for g in generator])
-    return torch.randn(tuple(shape), generator=generator, dtype=torch.float32)
 
 
 class Gen3RPipeline(DiffusionPipeline):
@@ -364,8 +304,9 @@ class Gen3RPipeline(DiffusionPipeline):
         width = width or 8 * geometry_latents.shape[-1]
         adapter_dtype = module_dtype(self.geo_adapter)
         tokens = self.geo_adapter.decode(geometry_latents.to(adapter_dtype))
-        token_list = adapter_output_to_tokens(tokens.to(module_dtype(self.vggt)), num_special_tokens=NUM_SPECIAL_TOKENS)
-        return self.geometry_from_tokens(token_list, NUM_SPECIAL_TOKENS, (height, width))
+        special = self.vggt.num_special_tokens
+        token_list = adapter_output_to_tokens(tokens.to(module_dtype(self.vggt)), num_special_tokens=special)
+        return self.geometry_from_tokens(token_list, special, (height, width))
 
     @torch.no_grad()
     def reconstruct_geometry(self, frames: torch.Tensor) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from torch import nn
 from gen3r.models.geo_adapter import GeometryAdapter
 from gen3r.models.vggt import adapter_output_to_tokens, tokens_to_adapter_input
 from gen3r.models.wan_vae import encode_video
-from gen3r.pipeline.pipeline_gen3r import NUM_SPECIAL_TOKENS, module_dtype
+from gen3r.pipeline.tensors import module_dtype
 from gen3r.train.config import AdapterTrainConfig
 from gen3r.train.loop import (Trainer, TrainResult, freeze, init_posterior_logvar, load_module_weights,
                               run_training)
@@ -139,10 +139,11 @@ class AdapterTrainer(Trainer):
         q_geo = DiagonalGaussianDistribution(torch.cat([mean, logvar], 1).float())
         q_app = DiagonalGaussianDistribution(torch.cat([t.app_mean, t.app_logvar], 1))
         vggt = self.pipe.vggt
-        token_list = adapter_output_to_tokens(decoded, num_special_tokens=NUM_SPECIAL_TOKENS)
+        special = vggt.num_special_tokens
+        token_list = adapter_output_to_tokens(decoded, num_special_tokens=special)
         poses = vggt.predict_cameras(token_list)
-        depth, _ = vggt.predict_depth(token_list, t.image_size, patch_start_idx=NUM_SPECIAL_TOKENS)
-        points, _ = vggt.predict_points(token_list, t.image_size, patch_start_idx=NUM_SPECIAL_TOKENS)
+        depth, _ = vggt.predict_depth(token_list, t.image_size, patch_start_idx=special)
+        points, _ = vggt.predict_points(token_list, t.image_size, patch_start_idx=special)
         w = self.config.loss_weights
         return adapter_training_loss(
             decoded.float(), t.tokens, q_geo, q_app, [p.float() for p in poses], t.poses,

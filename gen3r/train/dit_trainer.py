@@ -37,7 +37,8 @@ from torch import nn
 from gen3r.errors import Gen3RError
 from gen3r.models.geo_adapter import GeometryAdapter
 from gen3r.models.wan_vae import encode_video, sample_posterior
-from gen3r.pipeline.pipeline_gen3r import condition_from_posterior, condition_indices, module_dtype, randn
+from gen3r.pipeline.conditioning import condition_from_posterior, condition_indices
+from gen3r.pipeline.tensors import module_dtype, randn
 from gen3r.train.config import DitTrainConfig
 from gen3r.train.loop import Trainer, TrainResult, freeze, load_module_weights, run_training
 from gen3r.train.stages import resolve_component

@@ -44,7 +44,7 @@ def encode_posteriors(pipe, frames: torch.Tensor,
     """The posteriors ``names`` (default :data:`POSTERIORS`) of clips ``frames`` (B, F, 3, H, W) in
     [0, 1]: name -> (mean, logvar)."""
     from gen3r.models.wan_vae import encode_video
-    from gen3r.pipeline.pipeline_gen3r import module_dtype
+    from gen3r.pipeline.tensors import module_dtype
 
     num_frames = frames.shape[1]
     encoders = {
