@@ -14,7 +14,7 @@ import trimesh
 from plyfile import PlyData
 
 from gen3r.errors import Gen3RError
-from gen3r.io.atomic import atomic_dir, atomic_path
+from gen3r.atomic import atomic_dir, atomic_path
 from gen3r.io.exporters import (camera_frustum_segments, colorize_depth, write_depth_npz, write_glb,
                                 write_images, write_json, write_ply, write_video)
 
@@ -213,7 +213,7 @@ def test_temporaries_of_killed_writers_are_swept(tmp_path):
     import subprocess
     import sys
 
-    from gen3r.io.atomic import atomic_dir, atomic_path
+    from gen3r.atomic import atomic_dir, atomic_path
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()

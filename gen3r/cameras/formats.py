@@ -45,7 +45,7 @@ import torch
 from gen3r.cameras.cameras import Cameras
 from gen3r.cameras.pose_encoding import matrix_to_quaternion, quaternion_to_matrix
 from gen3r.errors import Gen3RError
-from gen3r.io.atomic import atomic_path, file_in_the_way
+from gen3r.atomic import atomic_path, file_in_the_way
 
 __all__ = ["FORMATS", "OFFICIAL_IMAGE_SIZE", "OPENGL_TO_OPENCV", "TransformsFrame", "detect_format", "load_cameras",
            "save_cameras", "read_colmap", "write_colmap", "read_transforms_frames", "natural_key"]

@@ -158,7 +158,7 @@ def check_model_options(args: argparse.Namespace) -> None:
     import math
 
     from gen3r.errors import Gen3RError
-    from gen3r.io.atomic import file_in_the_way
+    from gen3r.atomic import file_in_the_way
     from gen3r.pipeline.loading import check_device, read_architecture, resolve_checkpoint
 
     if not math.isfinite(args.guidance):

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from gen3r.errors import Gen3RError
-from gen3r.io.atomic import atomic_dir, atomic_path
+from gen3r.atomic import atomic_dir, atomic_path
 
 logger = logging.getLogger(__name__)
 

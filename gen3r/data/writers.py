@@ -1,7 +1,7 @@
 """Write rendered scenes to disk in the layouts the training, evaluation and other tools read.
 
 Every writer is atomic: it fills a temporary folder next to the output and renames it into place
-(:func:`gen3r.io.atomic.atomic_dir`), so a failure never leaves half-written output. An existing
+(:func:`gen3r.atomic.atomic_dir`), so a failure never leaves half-written output. An existing
 non-empty output folder is an error unless ``overwrite=True``.
 
 Formats (see ``docs/data.md`` for the exact file contents):
@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from gen3r.cameras.formats import OPENGL_TO_OPENCV
 from gen3r.data.procedural import Scene
 from gen3r.errors import Gen3RError
-from gen3r.io.atomic import atomic_dir
+from gen3r.atomic import atomic_dir
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gen3r.io.atomic import atomic_path
+from gen3r.atomic import atomic_path
 
 #: (family, [(key, header, decimals)]) in table order.
 COLUMNS: tuple[tuple[str, tuple[tuple[str, str, int], ...]], ...] = (

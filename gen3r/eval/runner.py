@@ -468,7 +468,7 @@ def score_prediction(pred: Prediction, seq: EvalSequence, cfg: EvalConfig,
 
 def read_records(out_dir: str | Path) -> list[dict[str, Any]]:
     """The records of ``out_dir/metrics.jsonl``; a torn last line (interrupted write) is dropped."""
-    from gen3r.io.atomic import atomic_path
+    from gen3r.atomic import atomic_path
 
     path = Path(out_dir) / JSONL_NAME
     if not path.is_file():
@@ -513,7 +513,7 @@ def check_config(out_dir: str | Path, config: dict[str, Any], write: bool = True
     """Check that ``out_dir`` holds no run with other settings (methods may differ); then write
     ``config.json`` (methods merged; the earlier checkpoint kept when this call has none) unless
     ``write`` is False. Returns the merged config."""
-    from gen3r.io.atomic import atomic_path
+    from gen3r.atomic import atomic_path
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -668,7 +668,7 @@ def merge_rank_records(out_dir: str | Path, names: Sequence[str]) -> int:
     """Append the records of the per-rank files ``metrics.rank<r>.jsonl`` (data-parallel evaluation)
     to ``metrics.jsonl`` in the order of ``names`` (so the file does not depend on the number of
     ranks), then delete them. Torn last lines of killed ranks are dropped. Returns the records moved."""
-    from gen3r.io.atomic import atomic_path
+    from gen3r.atomic import atomic_path
 
     out_dir = Path(out_dir)
     parts = sorted(out_dir.glob(f"{JSONL_STEM}.rank*.jsonl"))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from gen3r.errors import Gen3RError
-from gen3r.io.atomic import atomic_path
+from gen3r.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 

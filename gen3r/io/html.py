@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from gen3r.errors import Gen3RError
-from gen3r.io.atomic import atomic_path
+from gen3r.atomic import atomic_path
 from gen3r.io.scene import OutputScene, load_output
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from gen3r.io.atomic import atomic_dir
+from gen3r.atomic import atomic_dir
 from gen3r.io.exporters import (colorize_depth, write_depth_npz, write_glb, write_images, write_json,
                                 write_ply, write_video)
 

@@ -126,7 +126,7 @@ class Gen3RPipeline(DiffusionPipeline):
         Tensors keep their current dtypes: load with ``from_pretrained(torch_dtype=...)`` first to
         convert (float32 modules such as the DiT time embedding stay float32).
         """
-        from gen3r.io.atomic import atomic_dir
+        from gen3r.atomic import atomic_dir
         from gen3r.pipeline.loading import save_gen3r_components
 
         defaults = {k: v for k, v in self.call_defaults.items() if OFFICIAL_CALL_DEFAULTS.get(k) != v}

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from gen3r.errors import Gen3RError
-from gen3r.io.atomic import atomic_dir, atomic_path
+from gen3r.atomic import atomic_dir, atomic_path
 
 logger = logging.getLogger(__name__)
 

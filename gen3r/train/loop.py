@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from gen3r.errors import Gen3RError
 from gen3r.distributed import init_distributed
-from gen3r.io.atomic import atomic_dir, atomic_path, sweep_stale_temporaries
+from gen3r.atomic import atomic_dir, atomic_path, sweep_stale_temporaries
 from gen3r.models._loading import load_strict, read_weights_dir
 from gen3r.train.config import OptimConfig, TrainConfig, config_to_dict, load_config, validate
 from gen3r.train.data import DrawSampler, build_dataset, collate
