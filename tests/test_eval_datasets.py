@@ -29,7 +29,6 @@ from gen3r.eval.datasets import (
     SequenceData,
     TartanAirReader,
     WildRGBDReader,
-    condition_indices,
     read_split_file,
     sample_frame_indices,
     sample_sequences,
@@ -273,10 +272,10 @@ def test_sampling_helpers():
     assert np.array_equal(rand, sample_frame_indices(100, start=None, seed=1))
     with pytest.raises(Gen3RError, match="needs 49 frames"):
         sample_frame_indices(48)
-    assert condition_indices(49, 1) == [0]
-    assert condition_indices(49, 2) == [0, 48]
-    with pytest.raises(Gen3RError):
-        condition_indices(49, 3)
+    from gen3r.eval.runner import EvalConfig
+
+    assert [EvalConfig(task=t, num_frames=49).condition_indices() for t in ("1view", "2view")] == [[0], [0, 48]]
+    assert EvalConfig(task="recon", num_frames=5).condition_indices() == [0, 1, 2, 3, 4]
     names = [f"s{i}" for i in range(500)]
     picked = sample_sequences(names, 200, seed=0)
     assert len(set(picked)) == 200 and picked == sample_sequences(names, 200, seed=0)

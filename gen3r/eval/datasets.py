@@ -33,8 +33,8 @@ Layouts:
   fx = fy = 320, cx = 320, cy = 240.
 
 Sampling (paper section 4.2): :func:`sample_sequences` draws sequences, :func:`sample_frame_indices`
-takes 49 consecutive frames and :func:`condition_indices` gives the conditioning views (1-view:
-first frame; 2-view: first and last).
+takes 49 consecutive frames; the conditioning views (1-view: first frame; 2-view: first and last)
+are the pipeline's own rule (:func:`gen3r.pipeline.conditioning.condition_indices`).
 """
 
 from __future__ import annotations
@@ -587,17 +587,8 @@ def sample_frame_indices(num_available: int, num_frames: int = PAPER_NUM_FRAMES,
     return start + stride * np.arange(num_frames)
 
 
-def condition_indices(num_frames: int, views: int) -> list[int]:
-    """Conditioning frames of the paper's settings: 1-view -> first frame, 2-view -> first and last."""
-    if views == 1:
-        return [0]
-    if views == 2 and num_frames >= 2:
-        return [0, num_frames - 1]
-    raise Gen3RError(f"views must be 1 or 2 (with at least 2 frames), got views={views}, num_frames={num_frames}")
-
-
 __all__ = [
     "SequenceData", "SequenceReader", "RealEstate10KReader", "NerfstudioReader", "OfficialLayoutReader",
     "Co3Dv2Reader", "WildRGBDReader", "TartanAirReader", "read_split_file", "sample_sequences",
-    "sample_frame_indices", "condition_indices", "PAPER_NUM_FRAMES", "TooFewFrames",
+    "sample_frame_indices", "PAPER_NUM_FRAMES", "TooFewFrames",
 ]

@@ -61,6 +61,7 @@ from gen3r.eval.datasets import (
 from gen3r.eval.geometry_metrics import point_cloud_metrics
 from gen3r.eval.image_metrics import psnr, ssim
 from gen3r.eval.report import write_tables
+from gen3r.pipeline.conditioning import condition_indices
 
 logger = logging.getLogger(__name__)
 
@@ -153,12 +154,8 @@ class EvalConfig:
             raise Gen3RError(f"max_depth must be a positive depth, got {self.max_depth}")
 
     def condition_indices(self) -> list[int]:
-        """Clip frames given to the model: first; first and last; or all (recon)."""
-        if self.task == "1view":
-            return [0]
-        if self.task == "2view":
-            return [0, self.num_frames - 1]
-        return list(range(self.num_frames))
+        """Clip frames given to the model: first; first and last; or all (recon): the pipeline's rule."""
+        return condition_indices(PIPELINE_TASK[self.task], self.num_frames)
 
     def appearance_indices(self) -> list[int]:
         """Clip frames scored for appearance: the generated (non-condition) ones; all for recon."""
