@@ -6,6 +6,8 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+from gen3r.defaults import DEFAULT_NUM_FRAMES
+
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}  # --dtype choice -> torch dtype name
 
 
@@ -98,7 +100,7 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--architecture", type=Path, default=None,
                    help="JSON with sizes the official configs cannot express (tiny test checkpoints)")
     own = "(default: the checkpoint's own; official model {}, gen3r-mini its native size)"
-    p.add_argument("--frames", type=positive_int, default=None, help="frames F = 4k+1 " + own.format(49))
+    p.add_argument("--frames", type=positive_int, default=None, help="frames F = 4k+1 " + own.format(DEFAULT_NUM_FRAMES))
     p.add_argument("--height", type=positive_int, default=None, help="multiple of 112 " + own.format(560))
     p.add_argument("--width", type=positive_int, default=None, help="multiple of 112 " + own.format(560))
     p.add_argument("--steps", type=positive_int, default=None, help="denoising steps " + own.format(50))

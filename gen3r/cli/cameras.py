@@ -7,6 +7,7 @@ from pathlib import Path
 
 from gen3r.cli._common import (add_trajectory_params, bounded, field_of_view, positive_float,
                                trajectory_params)
+from gen3r.defaults import DEFAULT_NUM_FRAMES
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -39,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     mk = cs.add_parser("make", help="write a preset trajectory to a camera file")
     mk.add_argument("preset", help="preset name (see `gen3r cameras list`)")
     mk.add_argument("out", type=Path, help="output file (format from the name, or --format)")
-    mk.add_argument("--frames", type=_frame_count, default=49, help=f"number of cameras, 1-{MAX_FRAMES} (default 49)")
+    mk.add_argument("--frames", type=_frame_count, default=DEFAULT_NUM_FRAMES,
+                    help=f"number of cameras, 1-{MAX_FRAMES} (default {DEFAULT_NUM_FRAMES})")
     mk.add_argument("--size", type=_size, default=(560, 560), help="image size HxW (default 560x560)")
     mk.add_argument("--fov", type=field_of_view, default=60.0,
                     help="horizontal field of view in degrees, in (0, 180) (default 60)")

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from gen3r.cli._common import bounded, non_negative_int, positive_int
+from gen3r.defaults import DEFAULT_NUM_FRAMES
 from gen3r.errors import Gen3RError
 
 logger = logging.getLogger(__name__)
@@ -63,7 +64,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="number of scenes, seeds --seed, --seed+1, ... (default 1): one dataset of N "
                              "sequences (official / re10k), or <out>/scene_00000/ ... (nerfstudio / npz). "
                              "For thousands of training scenes use `gen3r cache`")
-    parser.add_argument("--frames", type=positive_int, default=49, help="number of frames (default 49)")
+    parser.add_argument("--frames", type=positive_int, default=DEFAULT_NUM_FRAMES,
+                        help=f"number of frames (default {DEFAULT_NUM_FRAMES})")
     parser.add_argument("--height", type=positive_int, default=128, help="image height in pixels (default 128)")
     parser.add_argument("--width", type=positive_int, default=128, help="image width in pixels (default 128)")
     parser.add_argument("--kind", choices=(*KINDS, "random"), default="indoor",

@@ -53,12 +53,13 @@ from PIL import Image
 from scipy.spatial.transform import Rotation
 
 from gen3r.cameras.formats import read_transforms_frames
+from gen3r.defaults import DEFAULT_NUM_FRAMES
 from gen3r.errors import Gen3RError
 from gen3r.io.images import image_size, read_rgb
 
 logger = logging.getLogger(__name__)
 
-PAPER_NUM_FRAMES = 49
+PAPER_NUM_FRAMES = DEFAULT_NUM_FRAMES
 # TartanAir ``ned2cam``: camera (x right, y down, z forward) <- NED body (x forward, y right, z down)
 NED_TO_CAM = np.array([[0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
 TARTANAIR_INTRINSICS = np.array([[320.0, 0.0, 320.0], [0.0, 320.0, 240.0], [0.0, 0.0, 1.0]])

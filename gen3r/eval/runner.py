@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from gen3r.defaults import DEFAULT_NUM_FRAMES
 from gen3r.errors import Gen3RError
 from gen3r.eval.camera_metrics import auc_from_errors, pose_auc
 from gen3r.eval.datasets import (
@@ -116,7 +117,7 @@ class EvalConfig:
 
     task: str
     methods: tuple[str, ...] = ("gen3r",)
-    num_frames: int = 49
+    num_frames: int = DEFAULT_NUM_FRAMES
     stride: int = 1
     height: int = 560
     width: int = 560

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from diffusers import DiffusionPipeline
 
+from gen3r.defaults import DEFAULT_NUM_FRAMES, DEFAULT_SIZE
 from gen3r.errors import Gen3RError
 from gen3r.pipeline.conditioning import TASKS, condition_from_posterior, condition_indices
 from gen3r.pipeline.output import Gen3ROutput
@@ -37,7 +38,8 @@ logger = logging.getLogger(__name__)
 OUTPUT_TYPES = ("pt", "np", "latent")
 #: Sampling defaults of the official checkpoint (spec §7); a checkpoint may declare its own
 #: (``model_index.json``, see :func:`gen3r.pipeline.loading.read_call_defaults`).
-OFFICIAL_CALL_DEFAULTS: dict[str, Any] = {"num_frames": 49, "height": 560, "width": 560,
+OFFICIAL_CALL_DEFAULTS: dict[str, Any] = {"num_frames": DEFAULT_NUM_FRAMES, "height": DEFAULT_SIZE,
+                                          "width": DEFAULT_SIZE,
                                           "num_inference_steps": 50, "guidance_scale": 5.0}
 
 

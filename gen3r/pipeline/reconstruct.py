@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from gen3r.defaults import DEFAULT_NUM_FRAMES
 from gen3r.errors import Gen3RError
 
 logger = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ def _run_window(pipe, frames: torch.Tensor, mode: str, **kwargs) -> dict:
             "extrinsics": geo["extrinsics"][0].cpu(), "intrinsics": geo["intrinsics"][0].cpu()}
 
 
-def reconstruct_video(pipe, frames: torch.Tensor, window: int = 49, overlap: int | None = None, mode: str = "generate",
+def reconstruct_video(pipe, frames: torch.Tensor, window: int = DEFAULT_NUM_FRAMES, overlap: int | None = None, mode: str = "generate",
                       **call_kwargs) -> Reconstruction:
     """Reconstruct frames (N, 3, H, W) in [0, 1] with ``pipe`` (allview task or ``mode="vae"``)."""
     from gen3r.cameras import Cameras

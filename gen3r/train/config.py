@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gen3r.defaults import DEFAULT_NUM_FRAMES
 from gen3r.errors import Gen3RError
 
 #: Official stage-2 dataset folders and sampling weights (``data_utils.py::create_dataset_config``).
@@ -39,7 +40,7 @@ class ProceduralDataConfig:
 
     num_scenes: int = 64
     seed: int = 0
-    num_frames: int = 49
+    num_frames: int = DEFAULT_NUM_FRAMES
     kind: str = "random"
     trajectory: str = "random"
     render_height: int | None = None
@@ -63,7 +64,7 @@ class DataConfig:
     max_scenes: int | None = None
     split: str = "train"
     weights: dict[str, float] | None = None
-    num_frames: int = 49
+    num_frames: int = DEFAULT_NUM_FRAMES
     height: int = 560
     width: int = 560
     max_stride: int = 1

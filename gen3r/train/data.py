@@ -33,6 +33,7 @@ from torch.utils.data import Dataset, Sampler
 
 from gen3r.cameras import Cameras
 from gen3r.cameras.formats import TransformsFrame, natural_key, read_transforms_frames
+from gen3r.defaults import DEFAULT_NUM_FRAMES
 from gen3r.errors import Gen3RError
 from gen3r.pipeline.preprocess import IMAGE_SUFFIXES, read_image, resize_and_center_crop
 from gen3r.train.config import OFFICIAL_DATASET_WEIGHTS, DataConfig
@@ -103,7 +104,7 @@ class OfficialLayoutDataset(Dataset):
     takes an explicit generator. Frames are read lazily (only the selected files).
     """
 
-    def __init__(self, folder: str | Path, split: str = "train", num_frames: int = 49, height: int = 560,
+    def __init__(self, folder: str | Path, split: str = "train", num_frames: int = DEFAULT_NUM_FRAMES, height: int = 560,
                  width: int = 560, max_stride: int = 1, seed: int = 0) -> None:
         self.folder = Path(folder)
         if not self.folder.is_dir():
