@@ -123,7 +123,7 @@ def test_condition_modes_dropouts_and_timestep_strata(pipe, tmp_path):
     np.testing.assert_allclose(shares, [1 / 3] * 3, atol=0.03)
     gens = DitRandom(*(torch.Generator().manual_seed(i) for i in range(4)))
     inputs = trainer.build_inputs(trainer.next_batches()[0], gens)
-    assert inputs.camera_dropped and inputs.camera.abs().max() == 0
+    assert inputs.camera_dropped and inputs.camera is None  # the transformer feeds all-zero rays itself
     assert timestep_index_range(0, 1) == (0, 1000)
     assert [timestep_index_range(r, 2) for r in range(2)] == [(0, 500), (500, 1000)]
     assert [timestep_index_range(r, 8) for r in (0, 3, 7)] == [(0, 125), (375, 500), (875, 1000)]

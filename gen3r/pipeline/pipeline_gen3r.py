@@ -528,11 +528,11 @@ class Gen3RPipeline(DiffusionPipeline):
 
     def pack_camera_input(self, plucker: torch.Tensor | None, batch: int, num_frames: int, height: int,
                       width: int, device, dtype) -> torch.Tensor | None:
-        """(B, F, 6, H, W) Plücker -> (B, 24, f, H, halves * W) DiT camera input; zeros when None."""
+        """(B, F, 6, H, W) Plücker -> (B, 24, f, H, halves * W) DiT camera input on ``device``. None
+        (free cameras, allview, camera dropout) stays None: the transformer feeds its camera adapter
+        all-zero rays itself, on its own device (no full-resolution zeros built here)."""
         from gen3r.cameras import pack_plucker_for_dit
 
-        if not getattr(self.transformer.config, "camera_in_channels", 0):
+        if plucker is None or not getattr(self.transformer.config, "camera_in_channels", 0):
             return None
-        if plucker is None:
-            plucker = torch.zeros(batch, num_frames, 6, height, width)
-        return pack_plucker_for_dit(plucker, self.latent_halves).to(device=device, dtype=dtype)
+        return pack_plucker_for_dit(plucker.to(device), self.latent_halves).to(dtype=dtype)

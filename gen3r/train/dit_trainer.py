@@ -11,7 +11,7 @@ DiT inputs built by the inference pipeline's own functions:
    latents there, which the maintainers called a bug: issue #13);
 3. prompt dropout (p 0.2, per sample) -> :meth:`Gen3RPipeline.encode_prompt`; CLIP context of frame 0;
 4. camera dropout (p 0.5, whole batch): Plücker rays of the relative cameras, packed by the
-   pipeline's packer (zeros when dropped);
+   pipeline's packer (None when dropped: the transformer's all-zero rays, as at inference);
 5. timestep index ``i`` uniform in [0, 1000) (stratified over ranks like the official
    ``DiscreteSampling``), ``t = timesteps[i]``, ``sigma = sigmas[i]`` of the training scheduler
    (FlowMatchEuler, shift from the checkpoint's scheduler config);
@@ -98,7 +98,7 @@ class DitInputs:
     timestep: torch.Tensor               # (B,) in [0, 1000]
     encoder_hidden_states: torch.Tensor  # (B, 512, text_dim)
     encoder_hidden_states_image: torch.Tensor | None  # (B, 257, image_dim)
-    camera: torch.Tensor | None          # (B, 24, f, H, 2W) packed Plücker (zeros when dropped)
+    camera: torch.Tensor | None          # (B, 24, f, H, 2W) packed Plücker (None when dropped: zero rays)
     target: torch.Tensor                 # (B, 16, f, H/8, 2W/8) velocity eps - Z0
     sigmas: torch.Tensor                 # (B,)
     modes: list[str]
