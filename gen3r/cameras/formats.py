@@ -48,7 +48,8 @@ from gen3r.errors import Gen3RError
 from gen3r.atomic import atomic_path, file_in_the_way
 
 __all__ = ["FORMATS", "OFFICIAL_IMAGE_SIZE", "OPENGL_TO_OPENCV", "TransformsFrame", "detect_format", "load_cameras",
-           "save_cameras", "read_colmap", "write_colmap", "read_transforms_frames", "natural_key"]
+           "save_cameras", "read_colmap", "write_colmap", "read_transforms_frames", "natural_key", "RE10K_FPS",
+           "re10k_timestamps", "read_re10k_lines", "re10k_lines"]
 
 logger = logging.getLogger(__name__)
 
@@ -396,16 +397,34 @@ def _names(cameras: Cameras, image_names: Sequence[str] | None, pattern: str) ->
 
 
 # ------------------------------------------------------------------------------------------ RealEstate10K
-def _read_re10k(path: Path, image_size: tuple[int, int] | None) -> Cameras:
-    if image_size is None:
-        raise _error(path, "", "RealEstate10K files store normalised intrinsics and no image size",
-                     "pass image_size=(H, W) (`gen3r cameras convert --size HxW`)")
-    height, width = image_size
+#: Frame rate of the RealEstate10K timestamps we write (microseconds, starting at 0).
+RE10K_FPS = 30.0
+
+
+def re10k_timestamps(num_frames: int, fps: float = RE10K_FPS) -> list[int]:
+    """Frame timestamps in microseconds at ``fps`` frames per second, starting at 0."""
+    return [int(round(i * 1e6 / fps)) for i in range(num_frames)]
+
+
+@dataclass
+class Re10kLine:
+    """One camera line of a RealEstate10K file: ``timestamp`` as written (it names the frame image),
+    ``intrinsics`` (fx/w, fy/h, cx/w, cy/h) normalised, ``w2c`` 4x4 OpenCV world-to-camera."""
+
+    timestamp: str
+    intrinsics: tuple[float, float, float, float]
+    w2c: np.ndarray
+
+
+def read_re10k_lines(path: str | Path) -> list[Re10kLine]:
+    """The camera lines of a RealEstate10K ``.txt`` (the URL line skipped), checked: 19 finite numbers,
+    an invertible rotation. The one reader of the format (cameras and ``gen3r eval``)."""
+    path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise _error(path, "", f"cannot read the file ({exc.__class__.__name__})", "check the path") from None
-    extrinsics, intrinsics = [], []
+    out = []
     for number, line in enumerate(lines, start=1):
         tokens = line.split()
         if not tokens:
@@ -421,16 +440,39 @@ def _read_re10k(path: Path, image_size: tuple[int, int] | None) -> Cameras:
             raise _error(path, f"line {number}", "contains a non-numeric value", "write numbers only") from None
         if not all(math.isfinite(v) for v in values):
             raise _error(path, f"line {number}", "contains NaN or inf", "write finite numbers")
-        fx, fy, cx, cy = values[1:5]
-        w2c = np.array(values[7:], dtype=np.float64).reshape(3, 4)
-        if abs(np.linalg.det(w2c[:, :3])) < 1e-8:
+        w2c = np.eye(4)
+        w2c[:3] = np.array(values[7:], dtype=np.float64).reshape(3, 4)
+        if abs(np.linalg.det(w2c[:3, :3])) < 1e-8:
             raise _error(path, f"line {number}", "the 3x4 world-to-camera matrix is not invertible",
                          "write a rotation in r11..r33")
-        extrinsics.append(w2c)
-        intrinsics.append([[fx * width, 0.0, cx * width], [0.0, fy * height, cy * height], [0.0, 0.0, 1.0]])
-    if not extrinsics:
+        out.append(Re10kLine(tokens[0], tuple(values[1:5]), w2c))
+    if not out:
         raise _error(path, "", "contains no camera lines", "write one line per frame after the URL line")
-    return _build(path, "re10k", np.stack(extrinsics), np.array(intrinsics), image_size)
+    return out
+
+
+def re10k_lines(extrinsics: np.ndarray, intrinsics: np.ndarray, image_size: tuple[int, int],
+                url: str = "https://gen3r.invalid/camera-trajectory") -> list[str]:
+    """The lines of a RealEstate10K file: ``url`` (readers skip it), then per frame the timestamp at
+    30 fps, the normalised intrinsics, ``0 0`` and the 3x4 OpenCV world-to-camera matrix (row-major)."""
+    height, width = image_size
+    lines = [url]
+    for timestamp, w2c, k in zip(re10k_timestamps(len(extrinsics)), extrinsics, intrinsics, strict=True):
+        norm = (k[0, 0] / width, k[1, 1] / height, k[0, 2] / width, k[1, 2] / height)
+        lines.append(" ".join([str(timestamp), *map(_fmt, norm), "0", "0",
+                               *map(_fmt, np.asarray(w2c)[:3, :4].reshape(-1))]))
+    return lines
+
+
+def _read_re10k(path: Path, image_size: tuple[int, int] | None) -> Cameras:
+    if image_size is None:
+        raise _error(path, "", "RealEstate10K files store normalised intrinsics and no image size",
+                     "pass image_size=(H, W) (`gen3r cameras convert --size HxW`)")
+    height, width = image_size
+    parsed = read_re10k_lines(path)
+    intrinsics = [[[fx * width, 0.0, cx * width], [0.0, fy * height, cy * height], [0.0, 0.0, 1.0]]
+                  for fx, fy, cx, cy in (line.intrinsics for line in parsed)]
+    return _build(path, "re10k", np.stack([line.w2c[:3] for line in parsed]), np.array(intrinsics), image_size)
 
 
 def _is_number(text: str) -> bool:
@@ -443,13 +485,8 @@ def _is_number(text: str) -> bool:
 
 def _write_re10k(cameras: Cameras, path: Path) -> None:
     _no_skew(cameras, "re10k")
-    height, width = cameras.image_size
     extrinsics, intrinsics = cameras.numpy()
-    lines = ["https://gen3r.invalid/camera-trajectory"]  # the format's URL line; readers skip it
-    for i, (w2c, k) in enumerate(zip(extrinsics, intrinsics)):
-        timestamp = round(i * 1e6 / 30)  # microseconds at 30 fps
-        norm = (k[0, 0] / width, k[1, 1] / height, k[0, 2] / width, k[1, 2] / height)
-        lines.append(" ".join([str(timestamp), *map(_fmt, norm), "0", "0", *map(_fmt, w2c[:3].reshape(-1))]))
+    lines = re10k_lines(extrinsics, intrinsics, cameras.image_size)
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
 

@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from gen3r.cameras.formats import OPENGL_TO_OPENCV
+from gen3r.cameras.formats import OPENGL_TO_OPENCV, re10k_lines, re10k_timestamps
 from gen3r.data.procedural import Scene
 from gen3r.errors import Gen3RError
 from gen3r.atomic import atomic_dir
@@ -41,7 +41,6 @@ from gen3r.atomic import atomic_dir
 logger = logging.getLogger(__name__)
 
 FORMATS = ("official", "re10k", "nerfstudio", "npz")
-RE10K_FPS = 30.0
 
 Scenes = Scene | Iterable[Scene] | Mapping[str, Iterable[Scene]]
 
@@ -145,18 +144,8 @@ def write_official(out_dir: str | Path, scenes: Scenes, *, split: str = "train",
 
 # -------------------------------------------------------------------------------------------- re10k
 
-def re10k_timestamps(num_frames: int, fps: float = RE10K_FPS) -> list[int]:
-    """Frame timestamps in microseconds at ``fps`` frames per second, starting at 0."""
-    return [int(round(i * 1e6 / fps)) for i in range(num_frames)]
-
-
 def _re10k_lines(scene: Scene, url: str) -> list[str]:
-    h, w = scene.image_size
-    lines = [url]
-    for ts, k, w2c in zip(re10k_timestamps(scene.num_frames), scene.intrinsics, scene.extrinsics, strict=True):
-        values = [k[0, 0] / w, k[1, 1] / h, k[0, 2] / w, k[1, 2] / h, 0.0, 0.0, *w2c[:3, :4].ravel()]
-        lines.append(f"{ts} " + " ".join(f"{float(x):.9g}" for x in values))
-    return lines
+    return re10k_lines(scene.extrinsics, scene.intrinsics, scene.image_size, url)
 
 
 def write_re10k(out_dir: str | Path, scenes: Scenes, *, split: str = "test", overwrite: bool = False) -> Path:

@@ -52,7 +52,7 @@ import numpy as np
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
-from gen3r.cameras.formats import read_transforms_frames
+from gen3r.cameras.formats import read_re10k_lines, read_transforms_frames
 from gen3r.defaults import DEFAULT_NUM_FRAMES
 from gen3r.errors import Gen3RError
 from gen3r.io.images import image_size, read_rgb
@@ -251,20 +251,15 @@ class RealEstate10KReader(SequenceReader):
 
     def _frames(self, name: str) -> list[_Frame]:
         path = self.cameras_dir / f"{name}.txt"
-        lines = [ln.split() for ln in path.read_text().splitlines()[1:] if ln.strip()]
         gt = self.cameras_dir / "depth" / f"{name}.npz"
         depth = _npz_depth_loader(gt) if gt.is_file() else None
         out = []
-        for n, parts in enumerate(lines):
-            if len(parts) != 19:
-                raise Gen3RError(f"RealEstate10K: line {n + 2} of {path} has {len(parts)} fields, expected 19")
-            ts = parts[0]
-            image = _find_image(self.frames_dir / name, ts)
+        for n, line in enumerate(read_re10k_lines(path)):
+            image = _find_image(self.frames_dir / name, line.timestamp)
             w, h = image_size(image)
-            fx, fy, cx, cy = (float(v) for v in parts[1:5])
-            out.append(_Frame(image=image, w2c=_pose_4x4([float(v) for v in parts[7:19]], str(path)),
-                              K=_intrinsics(fx * w, fy * h, cx * w, cy * h), frame_id=ts,
-                              depth=None if depth is None else functools.partial(depth, n)))
+            fx, fy, cx, cy = line.intrinsics
+            out.append(_Frame(image=image, w2c=line.w2c, K=_intrinsics(fx * w, fy * h, cx * w, cy * h),
+                              frame_id=line.timestamp, depth=None if depth is None else functools.partial(depth, n)))
         return out
 
 
