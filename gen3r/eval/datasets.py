@@ -53,6 +53,7 @@ from PIL import Image
 from scipy.spatial.transform import Rotation
 
 from gen3r.cameras.formats import read_re10k_lines, read_transforms_frames
+from gen3r.data.official_layout import read_official_index
 from gen3r.defaults import DEFAULT_NUM_FRAMES
 from gen3r.errors import Gen3RError
 from gen3r.io.images import image_size, read_rgb
@@ -349,17 +350,8 @@ class OfficialLayoutReader(SequenceReader):
 
     def __init__(self, root: str | Path, split: str = "test", split_file: str | Path | None = None) -> None:
         super().__init__(split_file)
-        root = Path(root)
-        index = root / f"{split}_cameras_paths.txt"
-        if not index.is_file():
-            raise Gen3RError(f"official layout: {index} does not exist; pass the dataset folder that holds "
-                             f"{split}_videos_dirs.txt and {split}_cameras_paths.txt")
-        self._paths: dict[str, Path] = {}
-        for line in index.read_text().splitlines():
-            if line.strip():
-                p = Path(line.strip())
-                p = p if p.is_absolute() else root / p
-                self._paths[p.parent.name] = p
+        scenes = read_official_index(root, split, require_captions=False)
+        self._paths: dict[str, Path] = {scene.name: scene.transforms for scene in scenes}
 
     def _all_names(self) -> list[str]:
         return sorted(self._paths)

@@ -33,6 +33,7 @@ from torch.utils.data import Dataset, Sampler
 
 from gen3r.cameras import Cameras
 from gen3r.cameras.formats import TransformsFrame, natural_key, read_transforms_frames
+from gen3r.data.official_layout import read_official_index
 from gen3r.defaults import DEFAULT_NUM_FRAMES
 from gen3r.errors import Gen3RError
 from gen3r.pipeline.preprocess import IMAGE_SUFFIXES, read_image, resize_and_center_crop
@@ -42,7 +43,6 @@ logger = logging.getLogger(__name__)
 
 #: Prompts longer than this are replaced by "" (official ``clean_prompt``).
 MAX_CAPTION_CHARS = 1000
-_INDEX_KEYS = ("videos_dirs", "cameras_paths", "captions_paths")
 
 
 # ------------------------------------------------------------------------------------ frame choice
@@ -90,13 +90,6 @@ def _finish(frames: torch.Tensor, cameras: Cameras, height: int, width: int) -> 
 
 # ------------------------------------------------------------------------------- official layout
 
-def _read_lines(path: Path) -> list[str]:
-    if not path.is_file():
-        raise Gen3RError(f"index file {path} is missing; the official layout needs "
-                         f"<dataset>/<split>_{{{','.join(_INDEX_KEYS)}}}.txt")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-
-
 class OfficialLayoutDataset(Dataset):
     """One dataset folder of the official training layout (``<root>/<dataset>``, split ``split``).
 
@@ -104,24 +97,12 @@ class OfficialLayoutDataset(Dataset):
     takes an explicit generator. Frames are read lazily (only the selected files).
     """
 
-    def __init__(self, folder: str | Path, split: str = "train", num_frames: int = DEFAULT_NUM_FRAMES, height: int = 560,
-                 width: int = 560, max_stride: int = 1, seed: int = 0) -> None:
+    def __init__(self, folder: str | Path, split: str = "train", num_frames: int = DEFAULT_NUM_FRAMES,
+                 height: int = 560, width: int = 560, max_stride: int = 1, seed: int = 0) -> None:
         self.folder = Path(folder)
-        if not self.folder.is_dir():
-            raise Gen3RError(f"dataset folder {self.folder} does not exist; check data.root")
-        lists = [_read_lines(self.folder / f"{split}_{key}.txt") for key in _INDEX_KEYS]
-        if len({len(lst) for lst in lists}) != 1:
-            raise Gen3RError(f"{self.folder}: the {split}_*.txt index files list different numbers of scenes "
-                             f"({', '.join(str(len(lst)) for lst in lists)}); regenerate them")
-        if not lists[0]:
-            raise Gen3RError(f"{self.folder}/{split}_videos_dirs.txt lists no scenes")
-        self.scenes = [tuple(self._resolve(p) for p in paths) for paths in zip(*lists)]
+        self.scenes = [(s.images, s.transforms, s.captions) for s in read_official_index(self.folder, split)]
         self.name, self.num_frames, self.height, self.width = self.folder.name, num_frames, height, width
         self.max_stride, self.seed = max_stride, seed
-
-    def _resolve(self, text: str) -> Path:
-        path = Path(text)
-        return path if path.is_absolute() else self.folder / path
 
     def __len__(self) -> int:
         return len(self.scenes)
