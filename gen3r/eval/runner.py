@@ -63,6 +63,7 @@ from gen3r.eval.geometry_metrics import point_cloud_metrics
 from gen3r.eval.image_metrics import psnr, ssim
 from gen3r.eval.report import write_tables
 from gen3r.pipeline.conditioning import condition_indices
+from gen3r.pipeline.vggt_geometry import reconstruct
 
 logger = logging.getLogger(__name__)
 
@@ -242,11 +243,6 @@ class Prediction:
     depth: np.ndarray | None = None
 
 
-def _device_dtype(module: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
-    param = next(module.parameters(), None)
-    return (param.device, param.dtype) if param is not None else (torch.device("cpu"), torch.float32)
-
-
 @torch.no_grad()
 def vggt_reconstruct(vggt: torch.nn.Module, frames: torch.Tensor) -> dict[str, np.ndarray]:
     """VGGT on frames (n, 3, H, W) in [0, 1]: cameras + depth head, depth unprojected with them.
@@ -256,20 +252,11 @@ def vggt_reconstruct(vggt: torch.nn.Module, frames: torch.Tensor) -> dict[str, n
     ``point_mask`` (n, H, W) (the pipeline's percentile depth mask) and ``depth`` (n, H, W), as the
     paper's VGGT baseline.
     """
-    from gen3r.cameras import pose_encoding_to_extri_intri
-    from gen3r.geometry import unproject_depth
-
-    height, width = frames.shape[-2:]
-    device, dtype = _device_dtype(vggt)
-    tokens, start = vggt.aggregate(frames[None].to(device, dtype))
-    pose = vggt.predict_cameras(tokens)[-1].float()
-    extrinsics, intrinsics = pose_encoding_to_extri_intri(pose, (height, width))
-    depth, _ = vggt.predict_depth(tokens, (height, width), patch_start_idx=start)
-    depth = depth.float().squeeze(-1)[0].cpu()
-    points, mask = unproject_depth(depth, extrinsics[0].cpu(), intrinsics[0].cpu(), return_mask=True)
-    return {"extrinsics": extrinsics[0].cpu().double().numpy(), "intrinsics": intrinsics[0].cpu().double().numpy(),
-            "world_points": np.asarray(points), "point_mask": np.asarray(mask, dtype=bool),
-            "depth": depth.double().numpy()}
+    rec = reconstruct(vggt, frames[None], point_head=False)
+    return {"extrinsics": rec["extrinsics"][0].cpu().double().numpy(),
+            "intrinsics": rec["intrinsics"][0].cpu().double().numpy(),
+            "world_points": rec["world_points"][0].numpy(), "point_mask": rec["point_mask"][0].numpy(),
+            "depth": rec["depth"][0].cpu().double().numpy()}
 
 
 def _sequence_seed(seed: int, name: str) -> int:

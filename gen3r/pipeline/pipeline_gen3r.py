@@ -31,6 +31,7 @@ from gen3r.pipeline.conditioning import TASKS, condition_from_posterior, conditi
 from gen3r.pipeline.output import Gen3ROutput
 from gen3r.pipeline.preprocess import as_frames, check_size
 from gen3r.pipeline.tensors import module_dtype, randn
+from gen3r.pipeline.vggt_geometry import geometry_from_tokens, reconstruct
 
 logger = logging.getLogger(__name__)
 
@@ -314,27 +315,11 @@ class Gen3RPipeline(DiffusionPipeline):
     def reconstruct_geometry(self, frames: torch.Tensor) -> dict[str, Any]:
         """VGGT alone on frames (B, F, 3, H, W) in [0, 1]: the dict of :meth:`decode_geometry`, in the
         first frame's camera frame (VGGT normalised units)."""
-        tokens, start = self.vggt.aggregate(frames.to(self._exec_device, module_dtype(self.vggt)))
-        return self.geometry_from_tokens(tokens, start, tuple(frames.shape[-2:]))
+        return reconstruct(self.vggt, frames.to(self._exec_device))
 
     def geometry_from_tokens(self, token_list, patch_start: int, size: tuple[int, int]) -> dict[str, Any]:
-        """VGGT heads on aggregated tokens -> the dict of :meth:`decode_geometry` (cameras, depth,
-        points, world points unprojected from depth with the predicted cameras)."""
-        from gen3r.cameras import pose_encoding_to_extri_intri
-        from gen3r.geometry import unproject_depth
-
-        pose = self.vggt.predict_cameras(token_list)[-1].float()
-        extrinsics, intrinsics = pose_encoding_to_extri_intri(pose, size)
-        point_map, point_conf = self.vggt.predict_points(token_list, size, patch_start_idx=patch_start)
-        depth, depth_conf = self.vggt.predict_depth(token_list, size, patch_start_idx=patch_start)
-        depth = depth.float().squeeze(-1)
-        world_points, point_mask = unproject_depth(depth.cpu(), extrinsics.cpu(), intrinsics.cpu(),
-                                                   return_mask=True, min_max_depth_mask=True)
-        return {"extrinsics": extrinsics, "intrinsics": intrinsics, "depth": depth,
-                "depth_conf": depth_conf.float(), "point_map": point_map.float(),
-                "point_conf": point_conf.float(),
-                "world_points": torch.as_tensor(np.asarray(world_points, dtype=np.float64)),
-                "point_mask": torch.as_tensor(np.asarray(point_mask, dtype=bool))}
+        """VGGT heads on aggregated tokens (:func:`gen3r.pipeline.vggt_geometry.geometry_from_tokens`)."""
+        return geometry_from_tokens(self.vggt, token_list, patch_start, size)
 
     @torch.no_grad()
     def encode_geometry(self, frames: torch.Tensor):
