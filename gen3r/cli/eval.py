@@ -83,8 +83,7 @@ def build_reader(dataset: str, root: Path, split: Path | None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from gen3r.eval.runner import (EvalConfig, check_config, check_readable, evaluate, pending_methods, run_config,
-                                   select_sequences)
+    from gen3r.eval.runner import evaluate, plan_run
 
     from gen3r.distributed import init_distributed, launched_by_torchrun
 
@@ -101,9 +100,8 @@ def run(args: argparse.Namespace) -> int:
                 "prompt": args.prompt, "seed": args.seed, "camera_cond": args.camera_cond,
                 "num_points": args.num_points, "max_depth": args.max_depth, "max_points": args.max_points,
                 "lpips_net": args.lpips_net if args.lpips_weights else None}
-    cfg = EvalConfig(task=args.task, **settings)
-    names = select_sequences(reader, cfg.num_sequences, cfg.seed)
-    check_config(args.out, run_config(cfg, reader, names, args.dataset), write=False)  # resumable --out?
+    plan = plan_run(reader, args.task, args.out, dataset=args.dataset, skip_unreadable=args.skip_unreadable,
+                    checkpoint=args.checkpoint, **settings)  # settings, sequences, pending work: before any model
     lpips_model = None
     if args.lpips_weights is not None:
         from gen3r.errors import Gen3RError
@@ -113,13 +111,10 @@ def run(args: argparse.Namespace) -> int:
             raise Gen3RError(f"--lpips-weights {args.lpips_weights} is not a folder; pass the folder holding "
                              f"{args.lpips_net}.pth and the torchvision trunk file")
         lpips_model = LPIPS.from_pretrained(args.lpips_weights, net=args.lpips_net)
-    todo = pending_methods(args.out, names, cfg.methods)
-    unreadable = check_readable(reader, list(todo), cfg, args.skip_unreadable)  # before any model loads
-    pipe = load_pipeline(args) if set(todo) - set(unreadable) else None
+    pipe = load_pipeline(args) if set(plan.todo) - set(plan.unreadable) else None
     if lpips_model is not None and pipe is not None:
         lpips_model.to(pipe._exec_device)
-    evaluate(pipe, reader, args.task, args.out, lpips_model=lpips_model, dataset=args.dataset, sequences=names,
-             skip_unreadable=args.skip_unreadable, unreadable=unreadable, **settings)
+    evaluate(pipe, reader, args.task, args.out, lpips_model=lpips_model, plan=plan)
     if ranks is None or ranks.is_main:
         print((args.out / "results.md").read_text(), end="")
         print(f"wrote {args.out / 'metrics.jsonl'}, {args.out / 'results.md'}, {args.out / 'results.csv'}")

@@ -33,7 +33,7 @@ import logging
 import os
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -581,10 +581,45 @@ def check_readable(reader: SequenceReader, names: Sequence[str], cfg: EvalConfig
     return problems
 
 
+@dataclass
+class EvalPlan:
+    """What one evaluation run will do, decided once before any model loads (:func:`plan_run`): the
+    settings, the sequences, the ``config.json`` content, the (sequence -> methods) still to run
+    and the sequences whose data cannot be read (name -> reason)."""
+
+    cfg: EvalConfig
+    names: list[str]
+    config: dict[str, Any]
+    todo: dict[str, list[str]]
+    unreadable: dict[str, str]
+
+
+def plan_run(dataset_reader: SequenceReader, task: str, out_dir: str | Path, *, dataset: str | None = None,
+             sequences: Sequence[str] | None = None, skip_unreadable: bool = False, checkpoint: str | None = None,
+             **settings: Any) -> EvalPlan:
+    """Plan an evaluation (see :func:`evaluate` for the arguments): settings checked, sequences chosen,
+    an earlier run in ``out_dir`` checked for the same settings (and what its ranks appended merged),
+    pending work listed and the data of every pending sequence checked readable. Writes nothing else."""
+    import torch.distributed as dist
+
+    cfg = EvalConfig(task=task, **settings)
+    names = list(sequences) if sequences is not None else select_sequences(dataset_reader, cfg.num_sequences,
+                                                                          cfg.seed)
+    config = run_config(cfg, dataset_reader, names, dataset, checkpoint)
+    check_config(out_dir, config, write=False)
+    main_rank = not dist.is_initialized() or dist.get_rank() == 0
+    if main_rank:
+        merge_rank_records(out_dir, names)  # what ranks of a killed run appended
+    if dist.is_initialized():
+        dist.barrier()
+    todo = pending_methods(out_dir, names, cfg.methods)
+    unreadable = check_readable(dataset_reader, list(todo), cfg, skip_unreadable)
+    return EvalPlan(cfg, names, config, todo, dict(unreadable))
+
+
 def evaluate(pipe: Any, dataset_reader: SequenceReader, task: str, out_dir: str | Path, *,
-             lpips_model: torch.nn.Module | None = None, dataset: str | None = None,
-             sequences: Sequence[str] | None = None, skip_unreadable: bool = False,
-             unreadable: Mapping[str, str] | None = None, **settings: Any) -> dict[str, dict[str, Any]]:
+             lpips_model: torch.nn.Module | None = None, plan: EvalPlan | None = None,
+             **options: Any) -> dict[str, dict[str, Any]]:
     """Evaluate ``pipe`` (a :class:`~gen3r.pipeline.Gen3RPipeline`) on a dataset; see the module docstring.
 
     Args:
@@ -594,34 +629,27 @@ def evaluate(pipe: Any, dataset_reader: SequenceReader, task: str, out_dir: str 
         task: ``1view`` | ``2view`` | ``recon``.
         out_dir: output folder (created; resumed when it holds an earlier run of the same settings).
         lpips_model: an :class:`gen3r.eval.LPIPS` model, or None to leave LPIPS empty.
-        dataset: name stored in the config and the table title (default: the reader's).
-        sequences: explicit sequence names (default: :func:`select_sequences`).
-        skip_unreadable: record sequences whose data cannot be read (reason ``unreadable``, shown in
-            the table, retried by the next run) instead of stopping at the first one.
-        unreadable: the result of :func:`check_readable` when the caller already ran it (the CLI
-            does, before loading the models); None = check here.
-        **settings: the other :class:`EvalConfig` fields (methods, num_frames, height, ...).
+        plan: the :func:`plan_run` of this call when the caller made it (the CLI does, before loading
+            the models); None = plan here from ``options``.
+        **options: for :func:`plan_run`: ``dataset`` (name stored in the config and the table
+            title), ``sequences`` (explicit names; default :func:`select_sequences`),
+            ``skip_unreadable`` (record unreadable sequences, reason ``unreadable``, retried by the
+            next run, instead of stopping at the first) and the :class:`EvalConfig` fields
+            (methods, num_frames, height, ...).
 
     Returns:
         :func:`summarize` of ``out_dir`` (per method: means, dataset-level pose AUC, counts).
     """
     from gen3r.distributed import init_distributed
 
-    cfg = EvalConfig(task=task, **settings)
     out_dir = Path(out_dir)
     ranks = init_distributed(str(getattr(pipe, "_exec_device", "cpu")))
+    if plan is None:
+        plan = plan_run(dataset_reader, task, out_dir, checkpoint=getattr(pipe, "checkpoint_path", None), **options)
+    cfg, names, todo, unreadable = plan.cfg, plan.names, plan.todo, plan.unreadable
     if lpips_model is None and ranks.is_main:
         logger.warning("no LPIPS weights given: the LPIPS column stays empty (pass --lpips-weights)")
-    names = list(sequences) if sequences is not None else select_sequences(dataset_reader, cfg.num_sequences,
-                                                                          cfg.seed)
-    config = run_config(cfg, dataset_reader, names, dataset, getattr(pipe, "checkpoint_path", None))
-    check_config(out_dir, config, write=False)
-    if ranks.is_main:
-        merge_rank_records(out_dir, names)  # what ranks of a killed run appended
-    ranks.barrier()
-    todo = pending_methods(out_dir, names, cfg.methods)
-    if unreadable is None:
-        unreadable = check_readable(dataset_reader, list(todo), cfg, skip_unreadable)
+    config = {**plan.config, "checkpoint": getattr(pipe, "checkpoint_path", None) or plan.config.get("checkpoint")}
     if ranks.is_main:
         config = check_config(out_dir, config)
     ranks.barrier()
@@ -740,6 +768,6 @@ def summarize(out_dir: str | Path) -> dict[str, dict[str, Any]]:
 
 
 __all__ = ["DATASETS", "TASKS", "METHODS", "METHOD_LABELS", "DEFAULT_BASELINES", "EvalConfig", "EvalSequence",
-           "Prediction", "evaluate", "summarize", "prepare_sequence", "predict", "score_prediction",
+           "Prediction", "EvalPlan", "plan_run", "evaluate", "summarize", "prepare_sequence", "predict", "score_prediction",
            "vggt_reconstruct", "read_records", "latest_records", "pending_methods", "select_sequences", "run_config",
            "check_config", "check_readable", "merge_rank_records", "TOO_FEW_FRAMES", "UNREADABLE"]
