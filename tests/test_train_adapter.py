@@ -27,7 +27,7 @@ def pipe():
 
 def _config(out, **kw) -> AdapterTrainConfig:
     data = DataConfig(num_frames=kw.pop("num_frames", 1), height=56, width=56, max_stride=2,
-                      procedural=ProceduralDataConfig(num_scenes=3, num_frames=5, kind="indoor"))
+                      procedural=ProceduralDataConfig(num_scenes=3, render_frames=5, kind="indoor"))
     args = dict(output_dir=str(out), data=data, max_steps=2, grad_accum_steps=1, save_every=1,
                 optim=OptimConfig(lr=1e-3), log_every=1)
     args.update(kw)

@@ -16,7 +16,7 @@ from gen3r.train.loop import grad_clip_value, list_checkpoints, lr_factor
 
 CHECKPOINT = Path(__file__).parent / "data" / "official-tiny" / "checkpoint"
 TINY_DATA = {"num_frames": 1, "height": 112, "width": 112, "batch_size": 1,
-             "procedural": {"num_scenes": 2, "num_frames": 5, "kind": "indoor"}}
+             "procedural": {"num_scenes": 2, "render_frames": 5, "kind": "indoor"}}
 
 
 def test_official_defaults_and_round_trip():

@@ -177,7 +177,7 @@ def test_procedural_dataset_and_collate():
     batch = collate([a, ds[0]])
     assert batch["frames"].shape == (2, 5, 3, 112, 112) and len(batch["cameras"]) == 2
     mix = build_dataset(DataConfig(num_frames=5, height=112, width=112,
-                                   procedural=ProceduralDataConfig(num_scenes=2, num_frames=5)), seed=0)
+                                   procedural=ProceduralDataConfig(num_scenes=2, render_frames=5)), seed=0)
     assert mix.names == ["procedural"] and mix[0]["source"].startswith("procedural/")
 
 

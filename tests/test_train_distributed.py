@@ -31,7 +31,7 @@ def worker(out: Path) -> None:
         checkpoint=str(CHECKPOINT), output_dir=str(out / "run"), max_steps=2, grad_accum_steps=1, save_every=0,
         optim=OptimConfig(lr=1e-3),
         data=DataConfig(num_frames=5, height=56, width=56,
-                        procedural=ProceduralDataConfig(num_scenes=4, num_frames=5, kind="indoor")))
+                        procedural=ProceduralDataConfig(num_scenes=4, render_frames=5, kind="indoor")))
     pipe = load_pipeline(str(CHECKPOINT))  # shared by both stages
     trainer = AdapterTrainer(cfg, pipeline=pipe)
     rank, world = trainer.dist.rank, trainer.dist.world_size
@@ -65,7 +65,7 @@ def _dit_step(out: Path, pipe) -> tuple[float, float]:
         output_dir=str(out / "dit"), max_steps=1, grad_accum_steps=1, save_every=0,
         optim=OptimConfig(lr=1e-3, warmup_steps=0),
         data=DataConfig(num_frames=1, height=112, width=112, batch_size=1,
-                        procedural=ProceduralDataConfig(num_scenes=4, num_frames=5, kind="indoor")))
+                        procedural=ProceduralDataConfig(num_scenes=4, render_frames=5, kind="indoor")))
     trainer = DitTrainer(cfg, pipeline=pipe)
     initial = torch.cat([p.detach().flatten() for p in trainer.model.parameters()]).clone()
     trainer.train()

@@ -28,7 +28,7 @@ def pipe():
 
 def _config(out, **kw) -> DitTrainConfig:
     data = DataConfig(num_frames=kw.pop("num_frames", 5), height=112, width=112, batch_size=1,
-                      procedural=ProceduralDataConfig(num_scenes=2, num_frames=5, kind="indoor"))
+                      procedural=ProceduralDataConfig(num_scenes=2, render_frames=5, kind="indoor"))
     args = dict(output_dir=str(out), data=data, max_steps=2, grad_accum_steps=1, save_every=1,
                 optim=OptimConfig(lr=1e-3, weight_decay=3e-2, eps=1e-10), log_every=1)
     args.update(kw)

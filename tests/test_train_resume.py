@@ -142,3 +142,24 @@ def test_config_json_is_written_and_deliberate_changes_resume(trained, tmp_path,
     assert main([*args, "--resume-with-changes"]) == 0
     assert json.loads((out / "config.json").read_text())["optim"]["lr"] == 0.123
     assert [r["step"] for r in _records(out)] == [1, 2, 3, 4]
+
+
+def test_renamed_key_is_one_line_and_old_checkpoints_resume(trained, tmp_path, capsys):
+    """data.procedural.num_frames became render_frames: an old config file gets the new name, a
+    checkpoint saved under the old name still resumes."""
+    import shutil
+
+    import torch
+
+    config = tmp_path / "old.json"
+    config.write_text(json.dumps({"data": {"procedural": {"num_frames": 5}}}))
+    assert main(["train", "vae", "--preset", "smoke", "--config", str(config), "--out", str(tmp_path / "x")]) == 2
+    assert "renamed to 'data.procedural.render_frames'" in _one_error_line(capsys)
+    out = tmp_path / "vae"
+    shutil.copytree(trained, out)
+    ck = sorted(out.glob("checkpoint-*"))[-1] / "training_state.pt"
+    state = torch.load(ck, weights_only=True)
+    procedural = state["config"]["data"]["procedural"]
+    procedural["num_frames"] = procedural.pop("render_frames")  # as written before the rename
+    torch.save(state, ck)
+    assert main(["train", "vae", "--preset", "smoke", "--out", str(out), "--max-steps", "4", "--resume"]) == 0

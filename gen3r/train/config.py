@@ -35,12 +35,13 @@ OFFICIAL_DATASET_WEIGHTS: dict[str, float] = {
 class ProceduralDataConfig:
     """Scenes rendered on the fly by :func:`gen3r.data.procedural.render_scene` (seed ``seed + i``).
 
+    ``render_frames``: frames rendered per scene (clips of ``data.num_frames`` are drawn from them);
     ``render_height``/``render_width`` default to the training size (no resize needed).
     """
 
     num_scenes: int = 64
     seed: int = 0
-    num_frames: int = DEFAULT_NUM_FRAMES
+    render_frames: int = DEFAULT_NUM_FRAMES
     kind: str = "random"
     trajectory: str = "random"
     render_height: int | None = None
@@ -276,6 +277,11 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     raise Gen3RError(f"config key {key!r} must be {_type_name(tp)}, got {value!r}")
 
 
+#: Config keys that were renamed: old dotted key -> new one (old configs get a one-line error, old
+#: checkpoints resume: :func:`gen3r.train.loop.resume_point` compares under the new names).
+RENAMED_KEYS = {"data.procedural.num_frames": "data.procedural.render_frames"}
+
+
 def _from_dict(cls: type, data: dict[str, Any], prefix: str = "", base: Any = None) -> Any:
     """``base`` (default ``cls()``) with the fields given in ``data`` replaced; nested objects are
     merged onto the field's own default, so ``{"optim": {"lr": 2e-5}}`` keeps the stage's optim."""
@@ -283,6 +289,10 @@ def _from_dict(cls: type, data: dict[str, Any], prefix: str = "", base: Any = No
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
+    for old in unknown:
+        if f"{prefix}{old}" in RENAMED_KEYS:
+            raise Gen3RError(f"config key '{prefix}{old}' was renamed to '{RENAMED_KEYS[prefix + old]}'; rename it in "
+                             "your config")
     if unknown:
         raise Gen3RError(f"unknown config key '{prefix}{unknown[0]}'; valid keys of {cls.__name__}: "
                          f"{', '.join(sorted(names))}")

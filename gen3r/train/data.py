@@ -318,7 +318,7 @@ def build_dataset(config: DataConfig, seed: int) -> WeightedMultiDataset:
         p = config.procedural
         size = (p.render_height or config.height, p.render_width or config.width)
         dataset = ProceduralDataset(p.num_scenes, config.num_frames, config.height, config.width, seed=p.seed,
-                                    render_frames=p.num_frames, render_size=size, kind=p.kind,
+                                    render_frames=p.render_frames, render_size=size, kind=p.kind,
                                     trajectory=p.trajectory, max_stride=config.max_stride)
         return WeightedMultiDataset({"procedural": dataset}, {"procedural": 1.0}, seed)
     root = Path(config.root)

@@ -39,7 +39,7 @@ from gen3r.errors import Gen3RError
 from gen3r.distributed import init_distributed
 from gen3r.atomic import atomic_dir, atomic_path, sweep_stale_temporaries
 from gen3r.models._loading import load_strict, read_weights_dir
-from gen3r.train.config import OptimConfig, TrainConfig, config_to_dict, load_config, validate
+from gen3r.train.config import RENAMED_KEYS, OptimConfig, TrainConfig, config_to_dict, load_config, validate
 from gen3r.train.data import DrawSampler, build_dataset, collate
 
 logger = logging.getLogger(__name__)
@@ -216,6 +216,7 @@ def resume_point(config: TrainConfig, allow_changes: bool = False) -> tuple[Path
                          "to start a new run there")
     state = read_training_state(found[-1])
     saved, now = _flatten(state["config"]), _flatten(config_to_dict(config))
+    saved = {RENAMED_KEYS.get(k, k): v for k, v in saved.items()}  # checkpoints written before a rename
     changed = sorted(k for k in set(saved) | set(now)
                      if saved.get(k) != now.get(k) and k.split(".")[0] not in RESUMABLE_CHANGES)
     if changed and allow_changes:

@@ -90,7 +90,7 @@ MINI_CALL_DEFAULTS = {"num_frames": MINI_FRAMES, "height": MINI_SIZE, "width": M
                       "num_inference_steps": 25, "guidance_scale": 3.0}
 
 _SMOKE_DATA = {"num_frames": 5, "height": 112, "width": 112, "batch_size": 1,
-               "procedural": {"num_scenes": 2, "num_frames": 5, "kind": "random", "trajectory": "random"}}
+               "procedural": {"num_scenes": 2, "render_frames": 5, "kind": "random", "trajectory": "random"}}
 _SMOKE_RUN = {"max_steps": 3, "save_every": 2, "log_every": 1, "grad_accum_steps": 1, "keep_last": 2}
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
