@@ -24,11 +24,22 @@ from typing import Any
 import numpy as np
 import torch
 from diffusers import DiffusionPipeline
+from diffusers.hooks import apply_group_offloading
 
+from gen3r.atomic import atomic_dir
+from gen3r.cameras import (TRAJECTORY_PRESETS, Cameras, load_cameras, make_trajectory, pack_plucker_for_dit,
+                           pose_encoding_to_extri_intri)
 from gen3r.defaults import DEFAULT_NUM_FRAMES, DEFAULT_SIZE
 from gen3r.errors import Gen3RError
+from gen3r.models.image_encoder import encode_image
+from gen3r.models.text_encoder import encode_prompt, pad_prompt_embeds
+from gen3r.models.vggt import adapter_output_to_tokens, tokens_to_adapter_input
+from gen3r.models.wan_vae import decode_latents, encode_video
 from gen3r.pipeline.conditioning import TASKS, condition_from_posterior, condition_indices
+from gen3r.pipeline.loading import (MINI_MODEL, detect_layout, load_gen3r_components, load_official_components,
+                                    read_call_defaults, resolve_checkpoint, save_gen3r_components)
 from gen3r.pipeline.output import Gen3ROutput
+from gen3r.pipeline.parallel import from_main
 from gen3r.pipeline.preprocess import as_frames, check_size
 from gen3r.pipeline.tensors import module_dtype, randn
 from gen3r.pipeline.vggt_geometry import geometry_from_tokens, reconstruct
@@ -101,9 +112,6 @@ class Gen3RPipeline(DiffusionPipeline):
         ``tiny_arch.json``; a ``gen3r_arch.json`` inside the folder is used when present.
         Loading is strict: any missing/unexpected/mismatched key raises CheckpointError.
         """
-        from gen3r.pipeline.loading import (MINI_MODEL, detect_layout, load_gen3r_components,
-                                            load_official_components, read_call_defaults, resolve_checkpoint)
-
         if unknown:
             raise Gen3RError(f"from_pretrained got unknown argument(s) {', '.join(sorted(unknown))}; it takes the "
                              "path, torch_dtype and architecture (move the pipeline with .to(device), offload with "
@@ -129,9 +137,6 @@ class Gen3RPipeline(DiffusionPipeline):
         Tensors keep their current dtypes: load with ``from_pretrained(torch_dtype=...)`` first to
         convert (float32 modules such as the DiT time embedding stay float32).
         """
-        from gen3r.atomic import atomic_dir
-        from gen3r.pipeline.loading import save_gen3r_components
-
         defaults = {k: v for k, v in self.call_defaults.items() if OFFICIAL_CALL_DEFAULTS.get(k) != v}
         with atomic_dir(out, overwrite=overwrite) as tmp:
             save_gen3r_components(self.components, tmp, call_defaults=defaults)
@@ -146,8 +151,6 @@ class Gen3RPipeline(DiffusionPipeline):
     def enable_offload(self, onload_device: str | torch.device, offload_type: str = "block_level",
                        num_blocks_per_group: int = 1) -> None:
         """diffusers group offloading for the big modules (weights live on CPU, run on the device)."""
-        from diffusers.hooks import apply_group_offloading
-
         kwargs: dict[str, Any] = {"onload_device": torch.device(onload_device),
                                   "offload_device": torch.device("cpu"), "offload_type": offload_type}
         if offload_type == "block_level":
@@ -172,16 +175,12 @@ class Gen3RPipeline(DiffusionPipeline):
     # ------------------------------------------------------------------ building blocks
     def encode_prompt(self, prompts: Sequence[str], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         """UMT5 embeddings (B, 512, D), trimmed to the true lengths then zero-padded (spec §6)."""
-        from gen3r.models.text_encoder import encode_prompt, pad_prompt_embeds
-
         run_device = self.text_encoder_device or device
         embeds = encode_prompt(self.tokenizer, self.text_encoder, list(prompts), device=run_device)
         return pad_prompt_embeds(embeds, 512).to(device=device, dtype=dtype)
 
     def encode_clip(self, frame0: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """CLIP context (B, 257, D) of condition frame 0 (B, 3, H, W) in [0, 1]."""
-        from gen3r.models.image_encoder import encode_image
-
         return encode_image(self.clip_image_encoder, frame0).to(dtype)
 
     @torch.no_grad()
@@ -192,8 +191,6 @@ class Gen3RPipeline(DiffusionPipeline):
         scene_scale = 0.8 x median of all predicted depths of that element's condition frames
         (torch.median, i.e. the lower middle value), in VGGT's normalised units (spec §5.4).
         """
-        from gen3r.cameras import pose_encoding_to_extri_intri
-
         height, width = frames.shape[-2:]
         vggt_dtype = module_dtype(self.vggt)
         tokens, start = self.vggt.aggregate(frames.to(vggt_dtype))
@@ -226,8 +223,6 @@ class Gen3RPipeline(DiffusionPipeline):
         ``camera_params``: ``angle`` / ``distance`` / ``radius`` of a trajectory preset (see
         :func:`gen3r.cameras.make_trajectory`); an error for anything but a preset.
         """
-        from gen3r.cameras import TRAJECTORY_PRESETS, Cameras, load_cameras, make_trajectory
-
         batch = frames.shape[0]
         params = dict(camera_params or {})
         if params and not (isinstance(cameras, str) and cameras in TRAJECTORY_PRESETS):
@@ -274,8 +269,6 @@ class Gen3RPipeline(DiffusionPipeline):
     def encode_condition_video(self, frames: torch.Tensor, task: str, num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Wan-VAE posterior (mean, logvar), each (B, 16, f, H/8, W/8), of the control video: the
         condition frames (B, Fc, 3, H, W) at their positions of ``task``, zeros elsewhere."""
-        from gen3r.models.wan_vae import encode_video
-
         batch, _, _, height, width = frames.shape
         control = torch.zeros(batch, num_frames, 3, height, width, dtype=frames.dtype, device=frames.device)
         control[:, condition_indices(task, num_frames)] = frames
@@ -295,8 +288,6 @@ class Gen3RPipeline(DiffusionPipeline):
         ``world_points`` (B, F, H, W, 3) float64 (CPU) and ``point_mask`` (B, F, H, W) bool (CPU),
         all in the first generated camera's frame (VGGT normalised units).
         """
-        from gen3r.models.vggt import adapter_output_to_tokens
-
         if not isinstance(geometry_latents, torch.Tensor) and isinstance(getattr(geometry_latents, "mean", None),
                                                                          torch.Tensor):
             geometry_latents = geometry_latents.mean
@@ -328,8 +319,6 @@ class Gen3RPipeline(DiffusionPipeline):
         Returns the posterior object of :meth:`GeometryAdapter.encode` (``.mean`` normalised,
         ``.logvar``); ``decode_geometry(posterior)`` is the "VAE only" reconstruction.
         """
-        from gen3r.models.vggt import tokens_to_adapter_input
-
         height, width = frames.shape[-2:]
         check_size(frames.shape[1], height, width)
         vggt_dtype = module_dtype(self.vggt)
@@ -422,8 +411,6 @@ class Gen3RPipeline(DiffusionPipeline):
         frames = frames.to(device)
 
         # 2. cameras -> packed Plücker rays (encoders on rank 0 only under context parallelism)
-        from gen3r.pipeline.parallel import from_main
-
         ranks = self.context_parallel
         plucker, cam_info = from_main(ranks, lambda: self.resolve_cameras(cameras, task, frames, num_frames, height,
                                                                          width, camera_params))
@@ -494,8 +481,6 @@ class Gen3RPipeline(DiffusionPipeline):
                 "num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale, **cam_info}
         if output_type == "latent":
             return Gen3ROutput(latents=latents.cpu(), info=info)
-        from gen3r.models.wan_vae import decode_latents
-
         appearance, geometry = latents.chunk(2, dim=-1) if self.latent_halves == 2 else (latents, None)
         vae_dtype = module_dtype(self.wan_vae)
         rgb = decode_latents(self.wan_vae, appearance.to(vae_dtype)).float()  # (B, F, 3, H, W)
@@ -516,8 +501,6 @@ class Gen3RPipeline(DiffusionPipeline):
         """(B, F, 6, H, W) Plücker -> (B, 24, f, H, halves * W) DiT camera input on ``device``. None
         (free cameras, allview, camera dropout) stays None: the transformer feeds its camera adapter
         all-zero rays itself, on its own device (no full-resolution zeros built here)."""
-        from gen3r.cameras import pack_plucker_for_dit
-
         if plucker is None or not getattr(self.transformer.config, "camera_in_channels", 0):
             return None
         return pack_plucker_for_dit(plucker.to(device), self.latent_halves).to(dtype=dtype)
