@@ -22,7 +22,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from gen3r.cameras import TRAJECTORY_PRESETS
 from gen3r.errors import Gen3RError
+from gen3r.io.exporters import write_glb
+from gen3r.io.results import export_output, export_scene
+from gen3r.io.scene import load_output
+from gen3r.io.viewer import check_address
+from gen3r.pipeline.preprocess import read_frames, read_image, resize_and_center_crop, validate_camera_source
+from gen3r.pipeline.reconstruct import reconstruct_video
 
 logger = logging.getLogger(__name__)
 
@@ -76,10 +83,6 @@ class Gen3RApp:
         """
         import torch
 
-        from gen3r.io.results import export_output, export_scene
-        from gen3r.pipeline.preprocess import read_frames, read_image, resize_and_center_crop, validate_camera_source
-        from gen3r.pipeline.reconstruct import reconstruct_video
-
         task = infer_task(task, first, last, video)
         d = self.defaults
         steps = int(d["num_inference_steps"] if steps is None else steps)
@@ -130,9 +133,6 @@ class Gen3RApp:
                  show_cameras: bool = True) -> str:
         """Re-export the GLB of a finished run with another point filter / camera display (no model
         run). Returns the new GLB's path (a new name each time, so browsers do not show a cached one)."""
-        from gen3r.io.exporters import write_glb
-        from gen3r.io.scene import load_output
-
         if not folder:
             raise Gen3RError("nothing generated yet: run the model first")
         scene = load_output(folder)
@@ -165,8 +165,6 @@ def _gr_error(fn: Callable) -> Callable:
 def build_ui(app: Gen3RApp, examples: Sequence[tuple[str, str]] = ()):
     """The gradio Blocks of ``app``; ``examples``: (image path, prompt) pairs shown one click away."""
     import gradio as gr
-
-    from gen3r.cameras import TRAJECTORY_PRESETS
 
     d = app.defaults
     with gr.Blocks(title="Gen3R", analytics_enabled=False) as ui:
@@ -233,8 +231,6 @@ def launch(app: Gen3RApp, host: str = "127.0.0.1", port: int = 7860, max_upload_
            examples: Sequence[tuple[str, str]] = (), block: bool = True):
     """Serve ``app`` (one job at a time, queue of 8, uploads up to ``max_upload_mb``). Returns the
     Blocks (``block=False``: running in the background; call ``.close()``)."""
-    from gen3r.io.viewer import check_address
-
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     check_address(host, port)
     ui = build_ui(app, examples)

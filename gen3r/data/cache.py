@@ -27,8 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from gen3r.errors import Gen3RError
 from gen3r.atomic import atomic_dir, atomic_path
+from gen3r.cameras import Cameras
+from gen3r.data.procedural import TRAJECTORIES, render_scene
+from gen3r.data.writers import write_official
+from gen3r.errors import Gen3RError
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +50,6 @@ def seed_split(seed: int) -> str:
 def render_seed(seed: int, settings: dict[str, Any]):
     """The :class:`gen3r.data.procedural.Scene` of ``seed`` with the cache ``settings`` (``num_frames``,
     ``height``, ``width``, ``kind``, ``trajectory`` (or ``"mixed"``), ``fov_deg``)."""
-    from gen3r.data.procedural import render_scene
-
     return render_scene(seed, settings["num_frames"], settings["height"], settings["width"], kind=settings["kind"],
                         trajectory=_trajectory(seed, settings["trajectory"]), fov_deg=settings["fov_deg"])
 
@@ -73,7 +74,6 @@ def _trajectory(seed: int, trajectory: str) -> str:
     trajectory is one kind of smooth path, not a choice among them)."""
     if trajectory != "mixed":
         return trajectory
-    from gen3r.data.procedural import TRAJECTORIES
 
     return TRAJECTORIES[int(np.random.default_rng([seed, 7]).integers(len(TRAJECTORIES)))]
 
@@ -176,8 +176,6 @@ class CachedScene:
         """:class:`gen3r.cameras.Cameras` of the frames (torch float32)."""
         import torch
 
-        from gen3r.cameras import Cameras
-
         return Cameras(torch.from_numpy(np.array(self.extrinsics)), torch.from_numpy(np.array(self.intrinsics)),
                        image_size=tuple(self.rgb.shape[1:3]))
 
@@ -231,8 +229,6 @@ def write_eval_layout(out: str | Path, seeds: Sequence[int], *, num_frames: int 
     writer into the official layout, split ``test``, that ``gen3r eval --dataset official`` reads
     (ground-truth depth included). Scene ``i`` is ``test/scene_<i:05d>``; ``seeds.json`` lists the
     seeds, the settings and each scene's name, seed, kind and trajectory."""
-    from gen3r.data.writers import write_official
-
     seeds = _check_seeds(seeds)
     settings = {"num_frames": num_frames, "height": height, "width": width, "kind": kind,
                 "trajectory": trajectory, "fov_deg": float(fov_deg)}

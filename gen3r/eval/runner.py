@@ -43,8 +43,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from gen3r.atomic import atomic_path
+from gen3r.cameras import Cameras, resize_and_center_crop_params
 from gen3r.defaults import DEFAULT_NUM_FRAMES
+from gen3r.distributed import init_distributed
 from gen3r.errors import Gen3RError
+from gen3r.eval import lpips
 from gen3r.eval.camera_metrics import auc_from_errors, pose_auc
 from gen3r.eval.datasets import (
     Co3Dv2Reader,
@@ -62,7 +66,9 @@ from gen3r.eval.datasets import (
 from gen3r.eval.geometry_metrics import point_cloud_metrics
 from gen3r.eval.image_metrics import psnr, ssim
 from gen3r.eval.report import write_tables
+from gen3r.geometry import apply_sim3, umeyama, unproject_depth
 from gen3r.pipeline.conditioning import condition_indices
+from gen3r.pipeline.preprocess import check_size, resize_and_center_crop
 from gen3r.pipeline.vggt_geometry import reconstruct
 
 logger = logging.getLogger(__name__)
@@ -134,8 +140,6 @@ class EvalConfig:
     lpips_net: str | None = None
 
     def __post_init__(self) -> None:
-        from gen3r.pipeline.preprocess import check_size
-
         if self.task not in TASKS:
             raise Gen3RError(f"unknown task {self.task!r}; use one of {', '.join(TASKS)}")
         self.methods = tuple(m for m in METHODS if m in self.methods)  # table order, no duplicates
@@ -191,8 +195,6 @@ def _resize_depth(depth: np.ndarray, dst_hw: tuple[int, int]) -> np.ndarray:
 
     Nearest neighbour never blends a valid depth with an unknown (0) one or across depth edges.
     """
-    from gen3r.cameras import resize_and_center_crop_params
-
     (new_h, new_w), top, left = resize_and_center_crop_params(depth.shape[-2:], dst_hw)
     t = torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))[:, None]
     if (new_h, new_w) != tuple(depth.shape[-2:]):
@@ -205,10 +207,6 @@ def prepare_sequence(data: SequenceData, height: int, width: int, max_depth: flo
 
     Ground-truth pixels are valid where ``0 < depth`` (and ``depth <= max_depth`` when given).
     """
-    from gen3r.cameras import Cameras
-    from gen3r.geometry import unproject_depth
-    from gen3r.pipeline.preprocess import resize_and_center_crop
-
     src_hw = tuple(data.frames.shape[1:3])
     frames = torch.from_numpy(np.ascontiguousarray(data.frames)).permute(0, 3, 1, 2).float()
     frames = resize_and_center_crop(frames, height, width).clamp(0, 1).contiguous()
@@ -334,8 +332,6 @@ def appearance_metrics(rgb: np.ndarray, gt: torch.Tensor,
     out: dict[str, Any] = {"psnr": float(frame_psnr.mean()), "ssim": float(ssim(pred, target).mean()),
                            "lpips": None, "psnr_frames": [float(v) for v in frame_psnr]}
     if lpips_model is not None:
-        from gen3r.eval import lpips
-
         out["lpips"] = float(lpips(pred.float(), target.float(), model=lpips_model).mean())
     return out
 
@@ -358,8 +354,6 @@ def geometry_metrics(pred: Prediction, seq: EvalSequence, cfg: EvalConfig) -> di
     views), the alignment uses those frames and the predicted cloud is compared with the ground
     truth of the whole clip, so geometry the method did not produce lowers its completeness.
     """
-    from gen3r.geometry import apply_sim3, umeyama
-
     idx = pred.frames
     full = idx == list(range(seq.points.shape[0]))
     g_pts, g_mask = (seq.points, seq.valid) if full else (seq.points[idx], seq.valid[idx])
@@ -453,8 +447,6 @@ def score_prediction(pred: Prediction, seq: EvalSequence, cfg: EvalConfig,
 
 def read_records(out_dir: str | Path) -> list[dict[str, Any]]:
     """The records of ``out_dir/metrics.jsonl``; a torn last line (interrupted write) is dropped."""
-    from gen3r.atomic import atomic_path
-
     path = Path(out_dir) / JSONL_NAME
     if not path.is_file():
         return []
@@ -498,8 +490,6 @@ def check_config(out_dir: str | Path, config: dict[str, Any], write: bool = True
     """Check that ``out_dir`` holds no run with other settings (methods may differ); then write
     ``config.json`` (methods merged; the earlier checkpoint kept when this call has none) unless
     ``write`` is False. Returns the merged config."""
-    from gen3r.atomic import atomic_path
-
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise Gen3RError(f"--out {out_dir} is a file; pass a folder path")
@@ -640,8 +630,6 @@ def evaluate(pipe: Any, dataset_reader: SequenceReader, task: str, out_dir: str 
     Returns:
         :func:`summarize` of ``out_dir`` (per method: means, dataset-level pose AUC, counts).
     """
-    from gen3r.distributed import init_distributed
-
     out_dir = Path(out_dir)
     ranks = init_distributed(str(getattr(pipe, "_exec_device", "cpu")))
     if plan is None:
@@ -681,8 +669,6 @@ def merge_rank_records(out_dir: str | Path, names: Sequence[str]) -> int:
     """Append the records of the per-rank files ``metrics.rank<r>.jsonl`` (data-parallel evaluation)
     to ``metrics.jsonl`` in the order of ``names`` (so the file does not depend on the number of
     ranks), then delete them. Torn last lines of killed ranks are dropped. Returns the records moved."""
-    from gen3r.atomic import atomic_path
-
     out_dir = Path(out_dir)
     parts = sorted(out_dir.glob(f"{JSONL_STEM}.rank*.jsonl"))
     if not parts:

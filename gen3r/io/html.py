@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gen3r.errors import Gen3RError
 from gen3r.atomic import atomic_path
+from gen3r.errors import Gen3RError
+from gen3r.io.exporters import camera_frustum_segments
 from gen3r.io.scene import OutputScene, load_output
 
 logger = logging.getLogger(__name__)
@@ -35,8 +36,6 @@ def scene_figure(scene: OutputScene, max_points: int = DEFAULT_MAX_POINTS, point
     """The plotly figure of ``scene``: coloured points (at most ``max_points``, a fixed random
     subset), the camera path through the camera centres and one frustum per frame."""
     import plotly.graph_objects as go
-
-    from gen3r.io.exporters import camera_frustum_segments
 
     points, colors, _ = scene.select(max_points=max_points)
     centres = scene.cameras.c2w.double().cpu().numpy()[:, :3, 3]

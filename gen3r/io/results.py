@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from gen3r.atomic import atomic_dir
+from gen3r.cameras import save_cameras, write_colmap
+from gen3r.geometry import filter_point_cloud
 from gen3r.io.exporters import (colorize_depth, write_depth_npz, write_glb, write_images, write_json,
                                 write_ply, write_video)
 
@@ -48,8 +50,6 @@ def point_cloud_from_output(world_points: np.ndarray, rgb: np.ndarray, remove_fa
     mask is NOT applied, as in the official code; ``keep`` (F, H, W) bool restricts the pixels),
     colours from the RGB, then :func:`gen3r.geometry.filter_point_cloud` (voxel 0.005, or 0.003 with
     far-point removal)."""
-    from gen3r.geometry import filter_point_cloud
-
     points = np.asarray(world_points, dtype=np.float32).reshape(-1, 3)
     colors = np.clip(np.asarray(rgb, dtype=np.float32).reshape(-1, 3), 0, 1)
     if keep is not None:
@@ -73,8 +73,6 @@ def export_scene(out_dir: str | Path, rgb: np.ndarray, depth: np.ndarray, world_
         ply_mask: optional (F, H, W) bool of pixels that go into the point cloud (default: all,
             as the official code does).
     """
-    from gen3r.cameras import save_cameras, write_colmap
-
     rgb = np.asarray(rgb, dtype=np.float32)
     out_dir = Path(out_dir)
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gen3r.cameras import load_cameras
 from gen3r.errors import Gen3RError
+from gen3r.geometry import unproject_depth
 
 logger = logging.getLogger(__name__)
 
@@ -162,9 +164,6 @@ def _read_depth(path: Path, shape: tuple[int, int, int]):
 def load_output(folder: str | Path, need_ply: bool = True) -> OutputScene:
     """Read an output folder (see the module docstring); one-line Gen3RError for anything missing or
     damaged. ``depth.npz`` is optional (older folders): then only the exported cloud is shown."""
-    from gen3r.cameras import load_cameras
-    from gen3r.geometry import unproject_depth
-
     folder = Path(folder)
     if not folder.is_dir():
         problem = "is a file, not a folder" if folder.exists() else "does not exist"

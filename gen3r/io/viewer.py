@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from gen3r.errors import Gen3RError
+from gen3r.io.exporters import colorize_depth
 from gen3r.io.scene import OutputScene, load_output
 
 logger = logging.getLogger(__name__)
@@ -42,8 +43,6 @@ class SceneViewer:
 
     def __init__(self, server, scene: OutputScene, max_points: int = MAX_POINTS, thumbnail_size: int = 96) -> None:
         import viser.transforms as vtf
-
-        from gen3r.io.exporters import colorize_depth
 
         self.server, self.scene, self.max_points = server, scene, max_points
         self.extent = scene.extent()

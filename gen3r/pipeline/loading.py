@@ -21,7 +21,16 @@ from typing import Any
 
 import torch
 
-from gen3r.errors import CheckpointError
+from gen3r.errors import CheckpointError, Gen3RError
+from gen3r.models._loading import (cast_model, check_materialised, load_strict, read_config_json, read_weights_dir,
+                                   restore_unsaved_state)
+from gen3r.models.geo_adapter import GeometryAdapter
+from gen3r.models.image_encoder import load_official_image_encoder
+from gen3r.models.text_encoder import load_official_text_encoder, load_tokenizer
+from gen3r.models.transformer import Gen3RTransformer3DModel
+from gen3r.models.vggt import VGGT
+from gen3r.models.wan_vae import load_official_wan_vae
+from gen3r.pipeline.tensors import module_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -143,8 +152,6 @@ def read_architecture(path: str | Path, architecture: str | Path | dict | None) 
 def check_device(device: str | None, option: str = "--device") -> None:
     """Raise Gen3RError unless ``device`` (None: automatic) is a torch device this machine has: checked
     before any model is loaded or moved there."""
-    from gen3r.errors import Gen3RError
-
     if device is None:
         return
     try:
@@ -160,8 +167,6 @@ def check_device(device: str | None, option: str = "--device") -> None:
 
 def _load_tokenizer(folder: Path):
     """The tokenizer of ``folder``; its error on one line (transformers' messages span several)."""
-    from gen3r.models.text_encoder import load_tokenizer
-
     try:
         return load_tokenizer(folder)
     except (OSError, ValueError) as exc:
@@ -179,8 +184,6 @@ def _require(path: Path, name: str) -> Path:
 def load_scheduler(folder: Path):
     from diffusers import FlowMatchEulerDiscreteScheduler
 
-    from gen3r.models._loading import read_config_json
-
     cfg = folder / "scheduler_config.json"
     config = read_config_json(cfg, "scheduler")  # a malformed file is a CheckpointError too
     name = config.get("_class_name", "FlowMatchEulerDiscreteScheduler")
@@ -197,13 +200,6 @@ def load_scheduler(folder: Path):
 def load_official_components(path: str | Path, architecture: str | Path | dict | None = None,
                              torch_dtype: torch.dtype | None = None) -> dict[str, Any]:
     """Load every component of an official-layout checkpoint (strictly)."""
-    from gen3r.models.geo_adapter import GeometryAdapter
-    from gen3r.models.image_encoder import load_official_image_encoder
-    from gen3r.models.text_encoder import load_official_text_encoder
-    from gen3r.models.transformer import Gen3RTransformer3DModel
-    from gen3r.models.vggt import VGGT
-    from gen3r.models.wan_vae import load_official_wan_vae
-
     path = Path(path)
     arch = read_architecture(path, architecture)
     folders = {name: _require(path, name) for name in COMPONENTS}
@@ -231,8 +227,6 @@ def load_diffusers_model(cls, folder: Path, torch_dtype: torch.dtype | None):
     """
     from accelerate import init_empty_weights
 
-    from gen3r.models._loading import cast_model, check_materialised, load_strict, read_weights_dir
-
     config = cls.load_config(str(folder))
     with init_empty_weights(include_buffers=False):
         model = cls.from_config(config)
@@ -250,9 +244,6 @@ def _load_transformers_model(cls, config_cls, folder: Path, torch_dtype: torch.d
     state that lives outside the state dict is restored: UMT5's tied input embedding and CLIP's
     non-persistent position ids.
     """
-    from gen3r.models._loading import (check_materialised, load_strict, read_weights_dir,
-                                       restore_unsaved_state)
-
     config = config_cls.from_pretrained(str(folder))
     with torch.device("meta"):
         model = cls(config)
@@ -267,10 +258,6 @@ def load_gen3r_components(path: str | Path, torch_dtype: torch.dtype | None = No
     """Load every component of our converted layout (strictly)."""
     from diffusers import AutoencoderKLWan
     from transformers import CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
-
-    from gen3r.models.geo_adapter import GeometryAdapter
-    from gen3r.models.transformer import Gen3RTransformer3DModel
-    from gen3r.models.vggt import VGGT
 
     path = Path(path)
     folders = {name: _require(path, name) for name in COMPONENTS}
@@ -296,8 +283,6 @@ def save_gen3r_components(components: dict[str, Any], out: Path, call_defaults: 
     each model's ``_keep_in_fp32_modules`` in float32, like the official loaders).
     """
     from safetensors.torch import save_file
-
-    from gen3r.pipeline.tensors import module_dtype
 
     index: dict[str, Any] = {"_class_name": "Gen3RPipeline", GEN3R_LAYOUT_KEY: GEN3R_LAYOUT_VERSION,
                              "dtype": str(module_dtype(components["transformer"])).replace("torch.", "")}

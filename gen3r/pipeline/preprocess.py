@@ -14,7 +14,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gen3r.cameras import TRAJECTORY_PRESETS, load_cameras, make_trajectory
 from gen3r.errors import Gen3RError
+from gen3r.io.images import pil_to_rgb, read_rgb, upright_video_frame
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +27,6 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 def read_image(path: str | Path) -> torch.Tensor:
     """Read one image file as (3, H, W) float32 in [0, 1], upright (EXIF orientation applied,
     16-bit scaled, alpha composited over white: :mod:`gen3r.io.images`)."""
-    from gen3r.io.images import read_rgb
-
     return torch.from_numpy(read_rgb(path)).permute(2, 0, 1).contiguous()
 
 
@@ -34,8 +34,6 @@ def read_video(path: str | Path, max_frames: int | None = None) -> torch.Tensor:
     """Read a video file (any format PyAV decodes) as (F, 3, H, W) float32 in [0, 1], with its
     display rotation applied (phone videos)."""
     import av
-
-    from gen3r.io.images import upright_video_frame
 
     path = Path(path)
     if not path.is_file():
@@ -122,7 +120,6 @@ def as_frames(images: torch.Tensor | Sequence, height: int, width: int) -> torch
             elif isinstance(item, torch.Tensor):
                 frames.append(item.float())
             else:  # PIL image
-                from gen3r.io.images import pil_to_rgb
 
                 frames.append(torch.from_numpy(pil_to_rgb(item)).permute(2, 0, 1).contiguous())
         if not frames:
@@ -155,8 +152,6 @@ def validate_camera_source(camera: str | Path | None, num_frames: int, image_siz
     :func:`gen3r.cameras.make_trajectory` allows per preset); files must parse, be finite and hold
     exactly ``num_frames`` cameras.
     """
-    from gen3r.cameras import TRAJECTORY_PRESETS, load_cameras, make_trajectory
-
     if params:
         if camera not in TRAJECTORY_PRESETS:
             flags = ", ".join(f"--camera-{k}" for k in params)

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from gen3r.cameras import Cameras
 from gen3r.defaults import DEFAULT_NUM_FRAMES
 from gen3r.errors import Gen3RError
+from gen3r.geometry import umeyama
 
 logger = logging.getLogger(__name__)
 
@@ -109,9 +111,6 @@ def _run_window(pipe, frames: torch.Tensor, mode: str, **kwargs) -> dict:
 def reconstruct_video(pipe, frames: torch.Tensor, window: int = DEFAULT_NUM_FRAMES, overlap: int | None = None, mode: str = "generate",
                       **call_kwargs) -> Reconstruction:
     """Reconstruct frames (N, 3, H, W) in [0, 1] with ``pipe`` (allview task or ``mode="vae"``)."""
-    from gen3r.cameras import Cameras
-    from gen3r.geometry import umeyama
-
     if mode not in ("generate", "vae"):
         raise Gen3RError(f"unknown reconstruction mode {mode!r}; use 'generate' or 'vae'")
     num, _, height, width = frames.shape

@@ -33,7 +33,9 @@ from torch.utils.data import Dataset, Sampler
 
 from gen3r.cameras import Cameras
 from gen3r.cameras.formats import TransformsFrame, natural_key, read_transforms_frames
+from gen3r.data.cache import SceneCache
 from gen3r.data.official_layout import read_official_index
+from gen3r.data.procedural import render_scene
 from gen3r.defaults import DEFAULT_NUM_FRAMES
 from gen3r.errors import Gen3RError
 from gen3r.pipeline.preprocess import IMAGE_SUFFIXES, read_image, resize_and_center_crop
@@ -180,8 +182,6 @@ class ProceduralDataset(Dataset):
 
     def scene(self, index: int):
         """The rendered :class:`gen3r.data.procedural.Scene` ``index`` (cached)."""
-        from gen3r.data.procedural import render_scene
-
         if index not in self._cache:
             if len(self._cache) >= self.cache_size:
                 self._cache.pop(next(iter(self._cache)))
@@ -214,8 +214,6 @@ class CachedSceneDataset(Dataset):
 
     def __init__(self, folder: str | Path, num_frames: int, height: int, width: int, *, max_stride: int = 1,
                  seed: int = 0, max_scenes: int | None = None) -> None:
-        from gen3r.data.cache import SceneCache
-
         self.cache = SceneCache(folder)
         self.num_scenes = len(self.cache) if max_scenes is None else min(max_scenes, len(self.cache))
         size = (self.cache.settings["height"], self.cache.settings["width"])

@@ -34,12 +34,14 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 from torch import nn
 
+from gen3r.data.cache import SceneCache
 from gen3r.errors import Gen3RError
 from gen3r.models.geo_adapter import GeometryAdapter
 from gen3r.models.wan_vae import encode_video, sample_posterior
 from gen3r.pipeline.conditioning import condition_from_posterior, condition_indices
 from gen3r.pipeline.tensors import module_dtype, randn
 from gen3r.train.config import DitTrainConfig
+from gen3r.train.latent_cache import APPEARANCE_POSTERIORS, LatentCache
 from gen3r.train.loop import Trainer, TrainResult, freeze, load_module_weights, run_training
 from gen3r.train.stages import resolve_component
 
@@ -137,9 +139,6 @@ class DitTrainer(Trainer):
     def _build_latent_cache(self):
         """Encode the scene cache's clips once (rank 0; the others wait), see :mod:`gen3r.train.latent_cache`."""
         import torch.distributed as dist
-
-        from gen3r.data.cache import SceneCache
-        from gen3r.train.latent_cache import APPEARANCE_POSTERIORS, LatentCache
 
         d, cfg = self.config.data, self.config
         frames = SceneCache(d.cache).settings["num_frames"]

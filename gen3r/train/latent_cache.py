@@ -24,8 +24,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from gen3r.errors import Gen3RError
 from gen3r.atomic import atomic_dir, atomic_path
+from gen3r.data.cache import SceneCache
+from gen3r.errors import Gen3RError
+from gen3r.models.wan_vae import encode_video
+from gen3r.pipeline.tensors import module_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +46,6 @@ def encode_posteriors(pipe, frames: torch.Tensor,
                       names: Sequence[str] = POSTERIORS) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """The posteriors ``names`` (default :data:`POSTERIORS`) of clips ``frames`` (B, F, 3, H, W) in
     [0, 1]: name -> (mean, logvar)."""
-    from gen3r.models.wan_vae import encode_video
-    from gen3r.pipeline.tensors import module_dtype
-
     num_frames = frames.shape[1]
     encoders = {
         "appearance": lambda: encode_video(pipe.wan_vae, frames.to(module_dtype(pipe.wan_vae))),
@@ -79,8 +79,6 @@ class LatentCache:
         subset of :data:`POSTERIORS` to store (None = all; a subset is recorded in the header).
         """
         from tqdm.auto import tqdm
-
-        from gen3r.data.cache import SceneCache
 
         scenes = SceneCache(scene_cache)
         count = len(scenes) if num_scenes is None else min(int(num_scenes), len(scenes))

@@ -35,12 +35,14 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from gen3r.errors import Gen3RError
-from gen3r.distributed import init_distributed
 from gen3r.atomic import atomic_dir, atomic_path, sweep_stale_temporaries
+from gen3r.distributed import init_distributed
+from gen3r.errors import Gen3RError
 from gen3r.models._loading import load_strict, read_weights_dir
+from gen3r.pipeline import Gen3RPipeline
 from gen3r.train.config import RENAMED_KEYS, OptimConfig, TrainConfig, config_to_dict, load_config, validate
 from gen3r.train.data import DrawSampler, build_dataset, collate
+from gen3r.train.stages import resolve_component
 
 logger = logging.getLogger(__name__)
 
@@ -92,8 +94,6 @@ def grad_clip_value(step: int, total: int, optim: OptimConfig) -> float:
 
 def load_pipeline(checkpoint: str | None):
     """The Gen3R pipeline (official or converted layout) whose components the trainers use."""
-    from gen3r.pipeline import Gen3RPipeline
-
     if checkpoint is None:
         raise Gen3RError("no Gen3R checkpoint given; set 'checkpoint' in the config or pass --checkpoint DIR")
     if not Path(checkpoint).is_dir():
@@ -124,8 +124,6 @@ def initial_weights(build: Callable[[], T], seed: int, init: str, component: str
     starts from trained weights still starts at step 0, with a fresh optimiser and schedule."""
     model = seeded(build, seed)
     if init != "random":
-        from gen3r.train.stages import resolve_component
-
         folder = resolve_component(init, component)
         logger.info("%s starts from %s", component, folder)
         load_module_weights(model, folder, f"{component} ({folder}; its architecture must match `model`)")

@@ -24,7 +24,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from gen3r.data.cache import SceneCache
+from gen3r.data.procedural.layout import KINDS, captions, sample_layout
+from gen3r.data.procedural.trajectories import TRAJECTORIES
 from gen3r.errors import Gen3RError
+from gen3r.models.geo_adapter import GeometryAdapter
+from gen3r.models.text_encoder import build_word_tokenizer
+from gen3r.models.transformer import Gen3RTransformer3DModel
+from gen3r.models.vggt import VGGT
+from gen3r.pipeline import Gen3RPipeline
+from gen3r.pipeline.loading import load_diffusers_model
+from gen3r.train.loop import seeded
+from gen3r.train.presets import MINI_ARCH, MINI_CALL_DEFAULTS
+from gen3r.train.stages import resolve_component
+from gen3r.train.vae_trainer import calibrate_latents
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +54,6 @@ def caption_words(captions: list[str]) -> list[str]:
 
 def procedural_vocabulary(num_scenes: int = 2000) -> list[str]:
     """Words of the procedural scene generator's captions (from the layouts of seeds 0..n-1, no rendering)."""
-    from gen3r.data.procedural.layout import KINDS, captions, sample_layout
-    from gen3r.data.procedural.trajectories import TRAJECTORIES
-
     texts = []
     for seed in range(num_scenes):
         rng = np.random.default_rng(seed)
@@ -60,12 +70,6 @@ def fresh_components(arch: Mapping[str, Mapping[str, Any]], seed: int = 0) -> di
     """
     from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler
     from transformers import CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
-
-    from gen3r.models.geo_adapter import GeometryAdapter
-    from gen3r.models.text_encoder import build_word_tokenizer
-    from gen3r.models.transformer import Gen3RTransformer3DModel
-    from gen3r.models.vggt import VGGT
-    from gen3r.train.loop import seeded
 
     tokenizer = build_word_tokenizer(procedural_vocabulary())
     text_config = UMT5Config(vocab_size=len(tokenizer), pad_token_id=0, eos_token_id=1,
@@ -91,12 +95,6 @@ def load_trained(component: str, path: str | Path) -> torch.nn.Module:
     component folder (strict load, float32)."""
     from diffusers import AutoencoderKLWan
 
-    from gen3r.models.geo_adapter import GeometryAdapter
-    from gen3r.models.transformer import Gen3RTransformer3DModel
-    from gen3r.models.vggt import VGGT
-    from gen3r.pipeline.loading import load_diffusers_model
-    from gen3r.train.stages import resolve_component
-
     classes = {"vggt": VGGT, "wan_vae": AutoencoderKLWan, "geo_adapter": GeometryAdapter,
                "transformer": Gen3RTransformer3DModel}
     folder = resolve_component(path, component)
@@ -106,8 +104,6 @@ def load_trained(component: str, path: str | Path) -> torch.nn.Module:
 
 def calibration_clips(cache: str | Path, num_scenes: int = CALIBRATION_SCENES):
     """Whole clips (1, F, 3, H, W) in [0, 1] of the first ``num_scenes`` scenes of a scene cache."""
-    from gen3r.data.cache import SceneCache
-
     scenes = SceneCache(cache)
     frames = scenes.settings["num_frames"]
     usable = frames - (frames - 1) % 4  # the VAE takes 4k+1 frames
@@ -131,10 +127,6 @@ def assemble(out: str | Path, *, base: str | Path | None = None, trained: Mappin
     ``call_defaults``: the checkpoint's sampling defaults (default: those of ``base``, else
     :data:`~gen3r.train.presets.MINI_CALL_DEFAULTS`).
     """
-    from gen3r.pipeline import Gen3RPipeline
-    from gen3r.train.presets import MINI_ARCH, MINI_CALL_DEFAULTS
-    from gen3r.train.vae_trainer import calibrate_latents
-
     trained = dict(trained or {})
     unknown = sorted((set(trained) | set(fresh)) - set(TRAINED))
     if unknown:

@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from gen3r.cameras import Cameras
 from gen3r.data.procedural.layout import KINDS, SKIES, Layout, captions, sample_layout
 from gen3r.data.procedural.trajectories import TRAJECTORIES, sample_trajectory
 from gen3r.errors import Gen3RError
-
-if TYPE_CHECKING:
-    from gen3r.cameras import Cameras
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +80,6 @@ class Scene:
     def cameras(self) -> Cameras:
         """The cameras as a :class:`gen3r.cameras.Cameras` (torch float32)."""
         import torch
-
-        from gen3r.cameras import Cameras
 
         return Cameras(torch.from_numpy(self.extrinsics.copy()), torch.from_numpy(self.intrinsics.copy()),
                        image_size=self.image_size)
