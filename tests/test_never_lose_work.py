@@ -72,3 +72,26 @@ def test_killed_generate_leaves_no_output(tmp_path):
     assert not out.exists()
     assert gen3r([*args[:-2], "--steps", "1"]) == 0  # the next run sweeps the killed one's temporaries
     assert (out / "rgb.mp4").is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_killed_convert_leaves_no_output(tmp_path):
+    """Killed while writing the converted weights (a writer slowed down so the kill lands mid-way)."""
+    out = tmp_path / "converted"
+    fixture = ROOT / "tests" / "data" / "official-tiny" / "checkpoint"
+    args = ["convert", str(fixture), str(out)]
+    slow = ("import sys, time, safetensors.torch as st\n"
+            "real = st.save_file\n"
+            "def save_file(*a, **k):\n"
+            "    real(*a, **k)\n"
+            "    time.sleep(60)\n"
+            "st.save_file = save_file\n"
+            "from gen3r.cli.main import main\n"
+            f"sys.exit(main({[str(a) for a in args]!r}))\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", slow], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    _kill_when(proc, lambda: any(p.name.startswith(".converted.") and any(p.rglob("*.safetensors"))
+                                 for p in tmp_path.iterdir()))
+    assert not out.exists()
+    assert gen3r(args) == 0  # the next run sweeps the killed one's temporaries
+    assert (out / "model_index.json").is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["converted"]
