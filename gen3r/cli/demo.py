@@ -75,5 +75,6 @@ def run(args: argparse.Namespace) -> int:
           f"export {done - generated:.1f} s\n"
           f"  wrote   {args.out}/: {', '.join(files)}\n"
           f"  view    gen3r view {args.out}   (browser viewer at http://127.0.0.1:8080), or open "
-          f"{args.out}/rgb.mp4 and {args.out}/scene.glb")
+          f"{args.out}/rgb.mp4 and {args.out}/scene.glb\n"
+          f"  share   gen3r export-html {args.out}   (one offline page), or try your own image: gen3r app")
     return 0
