@@ -100,20 +100,33 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
         raise Gen3RError(f"output {path} is a file; pass a folder path")
     if path.exists() and any(path.iterdir()) and not overwrite:
         raise Gen3RError(f"output folder {path} exists and is not empty; choose another --out or pass --overwrite")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sweep_stale_temporaries(path.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
+    tmp = temporary_dir(path)
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; use normal folder permissions
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        publish_dir(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def temporary_dir(path: str | Path) -> Path:
+    """A new temporary folder next to ``path``, named for :func:`sweep_stale_temporaries` (the
+    writer's pid in it), after sweeping what killed writers left there."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temporaries(path.parent)
+    return Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
+
+
+def publish_dir(tmp: Path, path: str | Path) -> None:
+    """Put the finished temporary folder ``tmp`` in place of ``path`` (an existing one is replaced)."""
+    path = Path(path)
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; use normal folder permissions
+    if path.exists():
+        old = path.with_name(f".{path.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, path)

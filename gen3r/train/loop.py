@@ -20,7 +20,6 @@ import contextlib
 import json
 import logging
 import math
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from gen3r.atomic import atomic_dir, atomic_path, sweep_stale_temporaries
+from gen3r.atomic import atomic_dir, atomic_path, publish_dir, temporary_dir
 from gen3r.distributed import init_distributed
 from gen3r.errors import Gen3RError
 from gen3r.models._loading import load_strict, read_weights_dir
@@ -477,26 +476,22 @@ class Trainer:
                 torch.save({"step": self.step, "optimizer": self.optimizer.state_dict(),
                             "scheduler": self.scheduler.state_dict(), "config": config_to_dict(self.config)},
                            tmp / STATE_FILE)
-            for old in list_checkpoints(self.config.output_dir)[:-self.config.keep_last]:
-                shutil.rmtree(old, ignore_errors=True)
+            self._prune_checkpoints()
             logger.info("saved %s", path)
         if self.dist.distributed:
             dist.barrier()
         return path
 
-    def _save_sharded(self, path: Path) -> Path:
-        import tempfile
+    def _prune_checkpoints(self) -> None:
+        for old in list_checkpoints(self.config.output_dir)[:-self.config.keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
 
+    def _save_sharded(self, path: Path) -> Path:
         import torch.distributed.checkpoint as dcp
         from safetensors.torch import save_file
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_state_dict
 
-        output = Path(self.config.output_dir)
-        holder: list[str | None] = [None]
-        if self.dist.is_main:
-            output.mkdir(parents=True, exist_ok=True)
-            sweep_stale_temporaries(output)
-            holder[0] = tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=output)
+        holder: list[str | None] = [str(temporary_dir(path)) if self.dist.is_main else None]
         if self.dist.distributed:
             dist.broadcast_object_list(holder, src=0)
         tmp = Path(holder[0])
@@ -510,14 +505,11 @@ class Trainer:
                 save_file({k: v.contiguous() for k, v in full.items()}, str(tmp / self.component / WEIGHTS_FILE))
                 torch.save({"step": self.step, "scheduler": self.scheduler.state_dict(), "sharded": True,
                             "config": config_to_dict(self.config)}, tmp / STATE_FILE)
-                if path.exists():
-                    shutil.rmtree(path)
-                os.replace(tmp, path)
+                publish_dir(tmp, path)
             finally:
                 if tmp.exists():
                     shutil.rmtree(tmp, ignore_errors=True)
-            for old in list_checkpoints(self.config.output_dir)[:-self.config.keep_last]:
-                shutil.rmtree(old, ignore_errors=True)
+            self._prune_checkpoints()
             logger.info("saved %s (sharded over %d processes)", path, self.dist.world_size)
         if self.dist.distributed:
             dist.barrier()
