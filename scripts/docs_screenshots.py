@@ -4,12 +4,11 @@
 
 One demo scene of the embedded mini model (example ``room``, orbit_left) is exported, then shown in
 ``gen3r view``, in the ``gen3r export-html`` page and in ``gen3r app`` after one run; the PNGs go to
-docs/images/. The browser helper is the tests' (tests/_browser.py).
+docs/images/. The browser and port helpers are the tests' (tests/_browser.py, tests/_tiny.py).
 """
 
 from __future__ import annotations
 
-import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -19,6 +18,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import torch  # noqa: E402
 from _browser import browser, wait_until_drawn  # noqa: E402
+from _tiny import free_port  # noqa: E402
 
 from gen3r.app import Gen3RApp, launch  # noqa: E402
 from gen3r.cli.demo import EXAMPLES_DIR, examples  # noqa: E402
@@ -30,12 +30,6 @@ from gen3r.pipeline.loading import MINI_MODEL  # noqa: E402
 from gen3r.pipeline.preprocess import read_image  # noqa: E402
 
 OUT = ROOT / "docs" / "images"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> None:

@@ -123,3 +123,25 @@ def small_scene_cache(out: Path) -> Path:
 
     write_cache(out, range(3), num_frames=5, shard_size=2)
     return out
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(args: list[str], nproc: int = 2):
+    """``torchrun --standalone --nproc-per-node nproc -m gen3r.cli args`` (one thread each, offline),
+    run to completion from the repository root; returns the CompletedProcess (output captured)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+                           "-m", "gen3r.cli", *args], cwd=root, env=env, capture_output=True, text=True, timeout=600)

@@ -12,15 +12,10 @@ import numpy as np
 import pytest
 import torch
 
+from _tiny import free_port
 from gen3r.errors import Gen3RError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "gen3r" / "assets" / "examples" / "room.png"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +113,7 @@ def test_app_in_a_browser(app):
     from _browser import browser, drawn_fraction, wait_until_drawn
     from gen3r.app import launch
 
-    port = _free_port()
+    port = free_port()
     ui = launch(app, port=port, block=False, examples=[(str(EXAMPLE), "a room")])
     try:
         with browser(1400, 1100) as b:
@@ -174,7 +169,7 @@ def test_upload_larger_than_the_cap_is_refused(app, tmp_path):
 
     from gen3r.app import launch
 
-    port = _free_port()
+    port = free_port()
     ui = launch(app, port=port, block=False, max_upload_mb=1)
     try:
         big = tmp_path / "big.png"

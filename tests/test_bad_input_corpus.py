@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from _tiny import export_small_output
+from _tiny import export_small_output, free_port
 
 from gen3r.cli import eval as cli_eval
 from gen3r.cli.main import main
@@ -539,14 +538,8 @@ def exported(tmp_path_factory) -> Path:
     return export_small_output(tmp_path_factory.mktemp("view") / "out")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _view(folder, *extra) -> list:
-    return ["view", folder, "--port", str(_free_port()), *extra]
+    return ["view", folder, "--port", str(free_port()), *extra]
 
 
 def _damaged_out(t: Path, src: Path, damage) -> Path:
@@ -650,14 +643,14 @@ def test_export_html_refuses(build, needle, tmp_path, exported, capsys):
 APP_CASES = [
     pytest.param(lambda t: ["app", "--port", str(_busy_port())], "is in use", id="port-in-use"),
     pytest.param(lambda t: ["app", "--port", "0"], "a port number in [1, 65535]", id="port-zero"),
-    pytest.param(lambda t: ["app", "--host", "192.0.2.1", "--port", str(_free_port())], "cannot listen on 192.0.2.1",
+    pytest.param(lambda t: ["app", "--host", "192.0.2.1", "--port", str(free_port())], "cannot listen on 192.0.2.1",
                  id="host-not-here"),
     pytest.param(lambda t: ["app", "--max-upload-mb", "0"], "a size in MB in [1, 10000]", id="upload-cap-0"),
-    pytest.param(lambda t: ["app", "--port", str(_free_port()), "--work-dir", _write(t / "f", "x")], "is a file",
+    pytest.param(lambda t: ["app", "--port", str(free_port()), "--work-dir", _write(t / "f", "x")], "is a file",
                  id="work-dir-is-a-file"),
-    pytest.param(lambda t: ["app", "--checkpoint", t / "nowhere", "--port", str(_free_port())], "nowhere",
+    pytest.param(lambda t: ["app", "--checkpoint", t / "nowhere", "--port", str(free_port())], "nowhere",
                  id="checkpoint-missing"),
-    pytest.param(lambda t: ["app", "--device", "tpu", "--port", str(_free_port())], "tpu", id="device-unknown"),
+    pytest.param(lambda t: ["app", "--device", "tpu", "--port", str(free_port())], "tpu", id="device-unknown"),
 ]
 
 

@@ -4,26 +4,18 @@ processes: the outputs equal one process within 1e-5 on the tiny official-layout
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from _tiny import torchrun
 from gen3r.cli.main import main as gen3r
 
 ROOT = Path(__file__).resolve().parents[1]
 CKPT = ROOT / "tests" / "data" / "official-tiny" / "checkpoint"
 EXAMPLE = ROOT / "gen3r" / "assets" / "examples" / "room.png"
 SMALL = ["--frames", "5", "--height", "112", "--width", "112", "--steps", "2"]
-
-
-def _torchrun(args: list[str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-                           "-m", "gen3r.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
 def _generate(out: Path, *extra: str) -> list[str]:
@@ -34,7 +26,7 @@ def _generate(out: Path, *extra: str) -> list[str]:
 def test_ulysses_two_processes_equal_one(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     assert gen3r(_generate(one)) == 0
-    result = _torchrun(_generate(two, "--parallel", "ulysses"))
+    result = torchrun(_generate(two, "--parallel", "ulysses"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("wrote ") == 1  # rank 0 writes, once
     a, b = np.load(one / "depth.npz"), np.load(two / "depth.npz")
@@ -55,7 +47,7 @@ def test_ulysses_two_processes_equal_one(tmp_path):
     (["--parallel", "ring"], "needs an attention backend that returns the log-sum-exp"),
 ])
 def test_ring_on_the_cpu_is_refused_with_the_reason(tmp_path, args, message):
-    result = _torchrun(_generate(tmp_path / "out", *args))
+    result = torchrun(_generate(tmp_path / "out", *args))
     assert result.returncode != 0 and message in result.stderr  # torchrun reports the ranks' exit 2 as 1
     assert not (tmp_path / "out").exists()
 

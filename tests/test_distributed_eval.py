@@ -4,23 +4,15 @@ process (gloo on the CPU, the tiny official-layout checkpoint), and merges what 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from _tiny import torchrun
 from gen3r.cli.main import main as gen3r
 from gen3r.data.cache import write_eval_layout
 from gen3r.eval.runner import latest_records, merge_rank_records
 
 ROOT = Path(__file__).resolve().parents[1]
 CKPT = ROOT / "tests" / "data" / "official-tiny" / "checkpoint"
-
-
-def torchrun(args: list[str], nproc: int = 2) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-                           "-m", "gen3r.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
 def _eval_args(data: Path, out: Path) -> list[str]:

@@ -10,16 +10,14 @@ mean of the per-clip losses (with sky pixels the two ways weigh clips differentl
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from _tiny import torchrun
 from gen3r.cli.main import main as gen3r
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,17 +35,11 @@ def _losses(folder: Path) -> list[dict]:
     return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
 
 
-def _torchrun(args: list[str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-                           "-m", "gen3r.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fsdp")
     two, one = tmp / "two", tmp / "one"
-    result = _torchrun(["train", "vggt", "--preset", "smoke", "--config", str(_config(tmp, "two.json")),
+    result = torchrun(["train", "vggt", "--preset", "smoke", "--config", str(_config(tmp, "two.json")),
                         "--out", str(two)])
     assert result.returncode == 0, result.stderr[-3000:]
     # one process, the same global batch: 2 clips per step (the two ranks draw one each)
@@ -105,7 +97,7 @@ def test_joint_dit_trains_sharded_by_blocks(tmp_path):
     cfg = tmp_path / "dit.json"
     cfg.write_text(json.dumps({"distributed": "fsdp2", "max_steps": 2, "save_every": 1, "log_every": 1}))
     out = tmp_path / "dit"
-    result = _torchrun(["train", "dit", "--preset", "smoke", "--checkpoint", str(fixture), "--config", str(cfg),
+    result = torchrun(["train", "dit", "--preset", "smoke", "--checkpoint", str(fixture), "--config", str(cfg),
                         "--out", str(out)])
     assert result.returncode == 0, result.stderr[-3000:]
     assert "FSDP2: " in result.stderr and "blocks and the root of the transformer" in result.stderr

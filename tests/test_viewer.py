@@ -9,15 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from _tiny import export_small_output
+from _tiny import export_small_output, free_port
 
 from gen3r.errors import Gen3RError
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture()
@@ -81,7 +75,7 @@ def test_point_filters(varied_dir):
 def _viewer(folder):
     from gen3r.io.viewer import start
 
-    return start(folder, port=_free_port())
+    return start(folder, port=free_port())
 
 
 def test_viewer_panel_updates_the_scene(varied_dir):
@@ -109,7 +103,7 @@ def test_viewer_panel_updates_the_scene(varied_dir):
 def test_serves_on_loopback(out_dir):
     from gen3r.io.viewer import serve
 
-    port = _free_port()
+    port = free_port()
     server = serve(out_dir, port=port, duration=0.1)
     try:
         assert server.get_host() == "127.0.0.1"
@@ -144,7 +138,7 @@ def test_view_port_in_use_is_refused_not_moved(out_dir, capsys):
 def test_view_bad_host_is_one_line(out_dir, capsys, args, needle):
     from gen3r.cli.main import main
 
-    assert main(["view", str(out_dir), "--port", str(_free_port()), *args]) == 2
+    assert main(["view", str(out_dir), "--port", str(free_port()), *args]) == 2
     assert needle in _one_error_line(capsys)
 
 
@@ -162,10 +156,10 @@ def test_view_truncated_point_cloud_is_one_line(out_dir, capsys):
 
     ply = out_dir / "points.ply"
     ply.write_bytes(ply.read_bytes()[: ply.stat().st_size // 2])
-    assert main(["view", str(out_dir), "--port", str(_free_port())]) == 2
+    assert main(["view", str(out_dir), "--port", str(free_port())]) == 2
     assert "points.ply" in _one_error_line(capsys)
     (out_dir / "points.ply").write_text("ply\nformat ascii 1.0\nelement vertex 5\nend_header\n1 2\n")
-    assert main(["view", str(out_dir), "--port", str(_free_port())]) == 2
+    assert main(["view", str(out_dir), "--port", str(free_port())]) == 2
     assert "truncated or not a point cloud" in _one_error_line(capsys)
 
 

@@ -131,28 +131,26 @@ class SceneViewer:
             self.frame_slider.value = index
         self.refresh_points()
 
-    def move_cameras_to(self, index: int) -> None:
-        """Put every connected view camera at generated camera ``index`` (its pose and field of view)."""
+    def _put_camera(self, client, index: int, pull_back: float = 0.0) -> None:
+        """Give ``client``'s view camera the pose and field of view of generated camera ``index``,
+        moved ``pull_back`` scene units back along its optical axis."""
         import viser.transforms as vtf
 
         pose = self.c2w[index]
-        wxyz = vtf.SO3.from_matrix(pose[:3, :3]).wxyz
+        with client.atomic():
+            client.camera.wxyz = vtf.SO3.from_matrix(pose[:3, :3]).wxyz
+            client.camera.position = pose[:3, 3] - pose[:3, 2] * pull_back
+            client.camera.fov = self.vertical_fov[index]
+
+    def move_cameras_to(self, index: int) -> None:
+        """Put every connected view camera at generated camera ``index`` (its pose and field of view)."""
         for client in self.server.get_clients().values():
-            with client.atomic():
-                client.camera.wxyz = wxyz
-                client.camera.position = pose[:3, 3]
-                client.camera.fov = self.vertical_fov[index]
+            self._put_camera(client, index)
 
     def _initial_view(self, client) -> None:
         """A new browser starts behind the first generated camera (pulled back along its optical axis
         by a quarter of the scene extent), looking the way it looks."""
-        import viser.transforms as vtf
-
-        pose = self.c2w[0]
-        with client.atomic():
-            client.camera.wxyz = vtf.SO3.from_matrix(pose[:3, :3]).wxyz
-            client.camera.position = pose[:3, 3] - pose[:3, 2] * 0.25 * self.extent
-            client.camera.fov = self.vertical_fov[0]
+        self._put_camera(client, 0, pull_back=0.25 * self.extent)
 
     def _play_loop(self) -> None:
         while not self._stop.is_set():
