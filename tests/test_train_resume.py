@@ -161,5 +161,6 @@ def test_renamed_key_is_one_line_and_old_checkpoints_resume(trained, tmp_path, c
     state = torch.load(ck, weights_only=True)
     procedural = state["config"]["data"]["procedural"]
     procedural["num_frames"] = procedural.pop("render_frames")  # as written before the rename
+    assert state["config"].pop("distributed") == "ddp"  # written before the setting existed: its default
     torch.save(state, ck)
     assert main(["train", "vae", "--preset", "smoke", "--out", str(out), "--max-steps", "4", "--resume"]) == 0

@@ -214,6 +214,9 @@ def resume_point(config: TrainConfig, allow_changes: bool = False) -> tuple[Path
     state = read_training_state(found[-1])
     saved, now = _flatten(state["config"]), _flatten(config_to_dict(config))
     saved = {RENAMED_KEYS.get(k, k): v for k, v in saved.items()}  # checkpoints written before a rename
+    # a checkpoint written before a setting existed ran with that setting's default
+    defaults = _flatten(config_to_dict(type(config)()))
+    saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
     changed = sorted(k for k in set(saved) | set(now)
                      if saved.get(k) != now.get(k) and k.split(".")[0] not in RESUMABLE_CHANGES)
     if changed and allow_changes:
