@@ -61,7 +61,8 @@ def render_depth(extrinsic: np.ndarray, intrinsic: np.ndarray, size: int, rng: n
     rot, trans = extrinsic[:, :3], extrinsic[:, 3]
     center = -rot.T @ trans
     v, u = np.mgrid[0:size, 0:size].astype(np.float64)
-    rays = np.stack([(u - intrinsic[0, 2]) / intrinsic[0, 0], (v - intrinsic[1, 2]) / intrinsic[1, 1], np.ones_like(u)], -1)
+    rays = np.stack([(u - intrinsic[0, 2]) / intrinsic[0, 0], (v - intrinsic[1, 2]) / intrinsic[1, 1],
+                     np.ones_like(u)], -1)
     dirs = rays @ rot  # world directions with unit camera z, so the ray parameter is the depth
     with np.errstate(divide="ignore"):
         exits = np.where(dirs > 0, (ROOM_HI - center) / dirs, (ROOM_LO - center) / dirs)
@@ -97,7 +98,7 @@ def instrument() -> dict[str, list]:
             label = f"{name} ({module.__name__.rsplit('.', 1)[-1]})"
             timings[label] = [0, 0.0, 0.0]
 
-            def timed(*args, _f=getattr(module, name), _slot=timings[label], **kwargs):
+            def timed(*args, _f=getattr(module, name), _slot=timings[label], **kwargs):  # noqa: B008 (bound per loop)
                 wall, cpu = time.perf_counter(), time.process_time()
                 try:
                     return _f(*args, **kwargs)

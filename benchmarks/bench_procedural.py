@@ -59,7 +59,7 @@ def main() -> None:
         for trajectory in TRAJECTORIES:
             wall, cpu = [], []
             for seed in range(args.seeds):
-                def run(s: int = seed) -> None:
+                def run(s: int = seed, kind: str = kind, trajectory: str = trajectory) -> None:
                     render_scene(s, args.frames, args.size, args.size, kind=kind, trajectory=trajectory)
 
                 wall.append(args.frames / _median_seconds(run, args.repeats))

@@ -335,8 +335,8 @@ def main(argv: list[str] | None = None) -> dict:
         text += [f"### {task}", "", markdown_table(results[task], metrics), ""]
     text += ["### The paper's orderings", "", "| hypothesis | verdict | numbers |", "|---|---|---|"]
     text += [f"| {h} | {v} | {n} |" for h, v, n in checks] + [""]
-    text += ["### 1view Chamfer by scene kind and trajectory (scenes)", "", breakdown(results, data, "1view", "chamfer"),
-             ""]
+    text += ["### 1view Chamfer by scene kind and trajectory (scenes)", "",
+             breakdown(results, data, "1view", "chamfer"), ""]
     (args.out / "quality.md").write_text("\n".join(text))
     (args.out / "quality.json").write_text(json.dumps({"results": results, "verdicts": checks}, indent=1))
     if args.docs:

@@ -75,14 +75,17 @@ def build(frames: int, height: int, width: int, steps: int) -> str:
             lines += ["| part | DDP GB | FSDP2 GB (8 GPUs) |", "|---|---|---|"]
             for k in keys:
                 d, f = mem["DDP"].get(k), mem["FSDP2"].get(k)
-                lines.append(f"| {k} | {'-' if d is None else f'{d / GB:.1f}'} | {'-' if f is None else f'{f / GB:.1f}'} |")
+                ddp, fsdp = ('-' if v is None else f'{v / GB:.1f}' for v in (d, f))
+                lines.append(f"| {k} | {ddp} | {fsdp} |")
             lines.append(f"| **total** | **{sum(mem['DDP'].values()) / GB:.1f}** | "
                          f"**{sum(mem['FSDP2'].values()) / GB:.1f}** |")
             lines.append("")
-    totals = [(g, sum(training_memory(counts, g, frames, height, width)["FSDP2"].values()) / GB) for g in (2, 4, 8, 16, 32)]
+    def total(gpus: int, kind: str) -> float:
+        return sum(training_memory(counts, gpus, frames, height, width)[kind].values()) / GB
+
+    totals = [(g, total(g, "FSDP2")) for g in (2, 4, 8, 16, 32)]
     lines += ["FSDP2 total by GPU count: " + ", ".join(f"{g} GPUs {t:.1f} GB" for g, t in totals) +
-              f"; DDP is the same on any count ({sum(training_memory(counts, 1, frames, height, width)['DDP'].values()) / GB:.1f} GB).",
-              ""]
+              f"; DDP is the same on any count ({total(1, 'DDP'):.1f} GB).", ""]
     lines += [f"### Expected generation speed-up with Ulysses context parallelism ({steps} steps, CFG)", "",
               f"Assumes {SUSTAINED_TFLOPS:.0f} TFLOP/s sustained bf16 per GPU and all-to-all at {NVLINK_GBPS:.0f} GB/s "
               f"(NVLink, one node) or {IB_GBPS:.0f} GB/s (InfiniBand, across nodes); encoders, VAE and VGGT (a few "
@@ -91,7 +94,8 @@ def build(frames: int, height: int, width: int, steps: int) -> str:
     for gpus in (1, 2, 4, 8, 16):
         a = generation_speedup(gpus, frames, height, width, steps, NVLINK_GBPS)
         b = generation_speedup(gpus, frames, height, width, steps, IB_GBPS)
-        lines.append(f"| {gpus} | {a['time_s']:.0f} s | {a['speedup']:.2f}x | {b['time_s']:.0f} s | {b['speedup']:.2f}x |")
+        lines.append(f"| {gpus} | {a['time_s']:.0f} s | {a['speedup']:.2f}x "
+                     f"| {b['time_s']:.0f} s | {b['speedup']:.2f}x |")
     return "\n".join(lines) + "\n"
 
 

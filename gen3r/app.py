@@ -203,7 +203,7 @@ def build_ui(app: Gen3RApp, examples: Sequence[tuple[str, str]] = ()):
                 files = gr.File(label="output files", file_count="multiple", elem_id="files", interactive=False)
 
         def on_run(first_v, last_v, video_v, task_v, camera_v, camera_file_v, prompt_v, steps_v, seed_v,
-                   progress=gr.Progress()):
+                   progress=gr.Progress()):  # noqa: B008 (gradio injects its tracker through the default)
             result = app.generate(first_v, last_v, video_v, task_v, camera_v, camera_file_v, prompt_v, steps_v,
                                   seed_v, progress=lambda f, desc: progress(f, desc=desc))
             return result["rgb"], result["depth"], result["glb"], result["files"], result["folder"]

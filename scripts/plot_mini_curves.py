@@ -15,9 +15,11 @@ MINI = {"VGGT": ("runs/mini/vggt", ["camera", "depth", "point"]), "Wan VAE": ("r
         "Wan VAE, pass 2": ("runs/mini/vae2", ["l1", "gradient"]),
         "geometry adapter, pass 2": ("runs/mini/adapter2", ADAPTER), "joint DiT, pass 2": ("runs/mini/dit2", ["loss"])}
 ABLATIONS = {"adapter (KL)": ("runs/mini/adapter", ADAPTER), "adapter w/o KL": ("runs/ablations/nokl/adapter", ADAPTER),
-             "joint DiT": ("runs/mini/dit", ["loss"]), "joint DiT on w/o-KL latents": ("runs/ablations/nokl/dit", ["loss"]),
+             "joint DiT": ("runs/mini/dit", ["loss"]),
+             "joint DiT on w/o-KL latents": ("runs/ablations/nokl/dit", ["loss"]),
              "2-stage RGB DiT": ("runs/ablations/2stage/dit", ["loss"]),
-             "joint DiT, pass 2": ("runs/mini/dit2", ["loss"]), "2-stage RGB DiT, pass 2": ("runs/ablations/2stage/dit2", ["loss"]),
+             "joint DiT, pass 2": ("runs/mini/dit2", ["loss"]),
+             "2-stage RGB DiT, pass 2": ("runs/ablations/2stage/dit2", ["loss"]),
              "adapter w/o KL, pass 2": ("runs/ablations/nokl/adapter2", ADAPTER),
              "joint DiT on w/o-KL latents, pass 2": ("runs/ablations/nokl/dit2", ["loss"])}
 table, out = (ABLATIONS, "docs/mini-model/ablation-curves.png") if "--ablations" in sys.argv else \

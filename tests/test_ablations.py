@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from _tiny import small_scene_cache
 
 from gen3r.cli.main import main as gen3r
-from _tiny import small_scene_cache
 from gen3r.errors import Gen3RError
 from gen3r.train.presets import PRESETS, preset
 
@@ -41,7 +41,8 @@ def _differences(a: dict, b: dict, prefix: str = "") -> set[str]:
 
 
 @pytest.mark.parametrize("stage, name, reference, allowed", [
-    ("adapter", "mini-nokl", "mini", {"output_dir", "loss_weights.recon", "loss_weights.similarity", "loss_weights.kl"}),
+    ("adapter", "mini-nokl", "mini",
+     {"output_dir", "loss_weights.recon", "loss_weights.similarity", "loss_weights.kl"}),
     ("adapter", "mini-nokl-refine", "mini-refine", {"output_dir", "checkpoint", "loss_weights.recon",
                                                     "loss_weights.similarity", "loss_weights.kl"}),
     ("dit", "mini-nokl", "mini", {"output_dir", "adapter_path"}),

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from _tiny import free_port
+
 from gen3r.errors import Gen3RError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "gen3r" / "assets" / "examples" / "room.png"
@@ -111,6 +111,7 @@ def test_app_in_a_browser(app):
     """Upload an image, run (the model's own 25 steps), the video and the 3D view appear, a download
     link serves the file; a run without uploads shows the one-line error."""
     from _browser import browser, drawn_fraction, wait_until_drawn
+
     from gen3r.app import launch
 
     port = free_port()

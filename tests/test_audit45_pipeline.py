@@ -12,8 +12,8 @@ import inspect
 import numpy as np
 import pytest
 import torch
-
 from _tiny import TINY_CHECKPOINT
+
 from gen3r.errors import Gen3RError
 
 SMALL = dict(num_frames=5, height=112, width=112, num_inference_steps=1, prompt="a room")
@@ -51,7 +51,6 @@ def test_top_level_import_and_component_names(pipe):
 
 def test_call_signature_defaults_as_specified():
     from gen3r import Gen3RPipeline
-
     from gen3r.pipeline.pipeline_gen3r import OFFICIAL_CALL_DEFAULTS
 
     params = inspect.signature(Gen3RPipeline.__call__).parameters

@@ -67,7 +67,7 @@ def test_render_scene_signature_and_fields() -> None:
               "extrinsics": (2, 4, 4), "intrinsics": (2, 3, 3)}
     for name, shape in shapes.items():
         assert scene[name].shape == shape and getattr(scene, name).shape == shape, name
-    assert scene["valid"].dtype == bool and 0.0 <= scene["rgb"].min() and scene["rgb"].max() <= 1.0
+    assert scene["valid"].dtype == bool and scene["rgb"].min() >= 0.0 and scene["rgb"].max() <= 1.0
     assert isinstance(scene["caption"], str) and scene["caption"]
 
 

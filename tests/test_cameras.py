@@ -7,11 +7,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from _tiny import tensor_stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
-
-from _tiny import tensor_stats
 
 from gen3r.cameras import (
     OFFICIAL_TRAJECTORIES,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from _tiny import torchrun
+
 from gen3r.cli.main import main as gen3r
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from _tiny import torchrun
+
 from gen3r.cli.main import main as gen3r
 from gen3r.data.cache import write_eval_layout
 from gen3r.eval.runner import latest_records, merge_rank_records
@@ -43,14 +44,18 @@ def test_two_processes_give_the_one_process_table(tmp_path):
                 assert abs(value - b[key][metric]) <= 1e-5 * max(1.0, abs(value)), (key, metric)
     assert (one / "results.md").read_text().split("\n", 1)[1] == (two / "results.md").read_text().split("\n", 1)[1]
     # the record order does not depend on the number of processes
-    order = [(r["sequence"], r["method"]) for r in map(json.loads, (two / "metrics.jsonl").read_text().splitlines())]
-    assert order == [(r["sequence"], r["method"]) for r in map(json.loads, (one / "metrics.jsonl").read_text().splitlines())]
+    def order(folder):
+        records = map(json.loads, (folder / "metrics.jsonl").read_text().splitlines())
+        return [(r["sequence"], r["method"]) for r in records]
+
+    assert order(two) == order(one)
 
 
 def test_rank_files_of_a_killed_run_are_merged(tmp_path):
     (tmp_path / "metrics.rank1.jsonl").write_text(
         json.dumps({"sequence": "b", "method": "gen3r", "metrics": {}}) + "\n" + '{"sequence": "c", "meth')
-    (tmp_path / "metrics.rank0.jsonl").write_text(json.dumps({"sequence": "a", "method": "gen3r", "metrics": {}}) + "\n")
+    record = {"sequence": "a", "method": "gen3r", "metrics": {}}
+    (tmp_path / "metrics.rank0.jsonl").write_text(json.dumps(record) + "\n")
     (tmp_path / "metrics.jsonl").write_text(json.dumps({"sequence": "z", "method": "gen3r", "metrics": {}}) + "\n")
     assert merge_rank_records(tmp_path, ["a", "b", "c"]) == 2
     assert [r["sequence"] for r in latest_records(tmp_path)] == ["z", "a", "b"]

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy.spatial.distance import cdist
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.spatial.distance import cdist
 from scipy.spatial.transform import Rotation
 
 from gen3r.errors import Gen3RError

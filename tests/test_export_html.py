@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
-
 from _browser import browser, coloured_fraction, drawn_fraction
 from _tiny import export_small_output
+
 from gen3r.cli.main import main as gen3r
 
 

@@ -8,11 +8,10 @@ import logging
 import pytest
 import torch
 import torch.nn.functional as F
+from _tiny import TINY_CHECKPOINT, WEIGHTS, official_manifest, rel_err, tensor_stats, tiny_arch, write_component_variant
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from safetensors.torch import load_file
 
-from _tiny import TINY_CHECKPOINT, WEIGHTS, official_manifest, tiny_arch
-from _tiny import rel_err, tensor_stats, write_component_variant
 from gen3r.errors import CheckpointError, Gen3RError
 from gen3r.models.geo_adapter import (
     GEO_LATENTS_MEAN,

@@ -94,7 +94,8 @@ def _far_outlier_cloud(rng: np.random.Generator) -> np.ndarray:
     direction = rng.standard_normal((300, 3))
     direction /= np.linalg.norm(direction, axis=1, keepdims=True)
     scattered = np.array([1.0, 1.0, 0.0]) + direction * np.geomspace(2.0, 80.0, 300)[:, None]
-    clumps = [centre + 0.01 * rng.standard_normal((6, 3)) for centre in ([30.0, -5.0, 2.0], [-60.0, 40.0, 10.0], [1.0, 1.0, 70.0])]
+    centres = ([30.0, -5.0, 2.0], [-60.0, 40.0, 10.0], [1.0, 1.0, 70.0])
+    clumps = [centre + 0.01 * rng.standard_normal((6, 3)) for centre in centres]
     return np.vstack([_slab(rng, 60_000), scattered, *clumps])
 
 

@@ -40,7 +40,8 @@ def _key_sets(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         "all_zero": np.zeros(n, dtype=np.int64),
         "sorted": np.sort(rng.integers(0, 5000, n)),
         "reversed": np.sort(rng.integers(0, 5000, n))[::-1].copy(),
-        "one_bit_per_pass": (rng.integers(0, 2, n) << 10) | (rng.integers(0, 2, n) << 21) | (rng.integers(0, 2, n) << 32),
+        "one_bit_per_pass": ((rng.integers(0, 2, n) << 10) | (rng.integers(0, 2, n) << 21)
+                             | (rng.integers(0, 2, n) << 32)),
     }
 
 

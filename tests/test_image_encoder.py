@@ -7,10 +7,10 @@ import logging
 import pytest
 import torch
 import torch.nn.functional as F
+from _tiny import TINY_CHECKPOINT, WEIGHTS, official_manifest, rel_err, tiny_arch, write_component_variant
 from safetensors.torch import load_file
 from transformers import CLIPVisionModel
 
-from _tiny import TINY_CHECKPOINT, WEIGHTS, official_manifest, rel_err, tiny_arch, write_component_variant
 from gen3r.errors import CheckpointError, Gen3RError
 from gen3r.models.image_encoder import (
     CLIP_MEAN,

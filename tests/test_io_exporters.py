@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import io
-
-import av
 import os
 
+import av
 import numpy as np
 import pytest
 import torch
 import trimesh
 from plyfile import PlyData
 
-from gen3r.errors import Gen3RError
 from gen3r.atomic import atomic_dir, atomic_path
-from gen3r.io.exporters import (camera_frustum_segments, colorize_depth, write_depth_npz, write_glb,
-                                write_images, write_json, write_ply, write_video)
+from gen3r.errors import Gen3RError
+from gen3r.io.exporters import (
+    camera_frustum_segments,
+    colorize_depth,
+    write_depth_npz,
+    write_glb,
+    write_images,
+    write_json,
+    write_ply,
+    write_video,
+)
 
 
 def _cameras(num: int = 3, h: int = 32, w: int = 48):
@@ -117,26 +124,23 @@ def test_images_and_json(tmp_path):
 
 
 def test_atomic_path_cleans_up_on_error(tmp_path):
-    with pytest.raises(RuntimeError):
-        with atomic_path(tmp_path / "f.txt") as tmp:
-            tmp.write_text("partial")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "f.txt") as tmp:
+        tmp.write_text("partial")
+        raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_atomic_dir_all_or_nothing(tmp_path):
     out = tmp_path / "out"
-    with pytest.raises(RuntimeError):
-        with atomic_dir(out) as tmp:
-            (tmp / "a.txt").write_text("x")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), atomic_dir(out) as tmp:
+        (tmp / "a.txt").write_text("x")
+        raise RuntimeError("boom")
     assert not out.exists() and list(tmp_path.iterdir()) == []
     with atomic_dir(out) as tmp:
         (tmp / "a.txt").write_text("x")
     assert (out / "a.txt").read_text() == "x"
-    with pytest.raises(Gen3RError, match="not empty"):
-        with atomic_dir(out):
-            pass
+    with pytest.raises(Gen3RError, match="not empty"), atomic_dir(out):
+        pass
     with atomic_dir(out, overwrite=True) as tmp:
         (tmp / "b.txt").write_text("y")
     assert sorted(p.name for p in out.iterdir()) == ["b.txt"]

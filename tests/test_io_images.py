@@ -84,7 +84,8 @@ def test_ordinary_formats_still_read(tmp_path, mode, suffix):
     rgb = Image.fromarray(_marked())
     path = tmp_path / f"img{suffix}"
     img = rgb.convert(mode)
-    img.save(path, **({"quality": 100} if suffix == ".jpg" else {}), **({"lossless": True} if suffix == ".webp" else {}))
+    options = {".jpg": {"quality": 100}, ".webp": {"lossless": True}}.get(suffix, {})
+    img.save(path, **options)
     image = read_image(path)
     expected = torch.from_numpy(np.asarray(img.convert("RGB"), np.float32) / 255).permute(2, 0, 1)
     torch.testing.assert_close(image, expected, rtol=0, atol=2 / 255)

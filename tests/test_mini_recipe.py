@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from _tiny import small_scene_cache
 
 from gen3r.cli.main import main as gen3r
-from _tiny import small_scene_cache
 from gen3r.data.cache import SceneCache, render_seed, write_cache, write_eval_layout
 from gen3r.errors import Gen3RError
 

@@ -248,7 +248,8 @@ def test_cpu_run_of_the_full_size_model_says_it_takes_hours(caplog):
         assert "expect hours" in caplog.text and "gen3r-mini" in caplog.text
         caplog.clear()
         Gen3RPipeline._warn_if_cpu_is_too_slow(SimpleNamespace(transformer=big), torch.device("cuda"), 49, 560, 560, 50)
-        Gen3RPipeline._warn_if_cpu_is_too_slow(SimpleNamespace(transformer=small), torch.device("cpu"), 17, 112, 112, 25)
+        cpu = torch.device("cpu")
+        Gen3RPipeline._warn_if_cpu_is_too_slow(SimpleNamespace(transformer=small), cpu, 17, 112, 112, 25)
         assert caplog.text == ""
 
 

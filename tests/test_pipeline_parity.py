@@ -12,8 +12,8 @@ from collections.abc import Mapping
 import numpy as np
 import pytest
 import torch
-
 from _tiny import TINY_CHECKPOINT, strided_copies, tensor_stats
+
 from gen3r.pipeline import Gen3RPipeline
 
 TASKS = {"1view": (0, "zoom_out"), "2view": (1, "free"), "allview": (2, "free")}

@@ -12,8 +12,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from gen3r.errors import Gen3RError
-from gen3r.pipeline.preprocess import (as_frames, check_size, read_frames, read_image, read_video,
-                                       resize_and_center_crop)
+from gen3r.pipeline.preprocess import as_frames, check_size, read_frames, read_image, read_video, resize_and_center_crop
 
 DATA = Path(__file__).parent / "data" / "official-tiny"
 

@@ -7,11 +7,18 @@ import math
 
 import pytest
 import torch
+from _tiny import (
+    TINY,
+    TINY_CHECKPOINT,
+    WEIGHTS,
+    official_manifest,
+    rel_err,
+    write_component_variant,
+    write_sharded_component,
+)
 from safetensors.torch import load_file
 from transformers import UMT5EncoderModel
 
-from _tiny import TINY, TINY_CHECKPOINT, WEIGHTS, official_manifest
-from _tiny import rel_err, write_component_variant, write_sharded_component
 from gen3r.errors import CheckpointError, Gen3RError
 from gen3r.models.text_encoder import (
     OFFICIAL_CONFIG,

@@ -10,8 +10,14 @@ import torch
 
 from gen3r.cli.main import main
 from gen3r.errors import Gen3RError
-from gen3r.train.config import (OFFICIAL_DATASET_WEIGHTS, AdapterTrainConfig, DitTrainConfig, config_from_dict,
-                                config_to_dict, load_config)
+from gen3r.train.config import (
+    OFFICIAL_DATASET_WEIGHTS,
+    AdapterTrainConfig,
+    DitTrainConfig,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+)
 from gen3r.train.loop import grad_clip_value, list_checkpoints, lr_factor
 
 CHECKPOINT = Path(__file__).parent / "data" / "official-tiny" / "checkpoint"

@@ -17,9 +17,15 @@ from gen3r.data.writers import write_official
 from gen3r.errors import Gen3RError
 from gen3r.pipeline.preprocess import resize_and_center_crop
 from gen3r.train.config import DataConfig, ProceduralDataConfig
-from gen3r.train.data import (DrawSampler, OfficialLayoutDataset, ProceduralDataset, WeightedMultiDataset,
-                              build_dataset, collate, select_frames)
-
+from gen3r.train.data import (
+    DrawSampler,
+    OfficialLayoutDataset,
+    ProceduralDataset,
+    WeightedMultiDataset,
+    build_dataset,
+    collate,
+    select_frames,
+)
 
 # ----------------------------------------------------------------------------- frame selection
 

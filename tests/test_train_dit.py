@@ -14,8 +14,7 @@ from gen3r.models.transformer import Gen3RTransformer3DModel
 from gen3r.pipeline import Gen3RPipeline
 from gen3r.pipeline.tensors import randn
 from gen3r.train.config import DataConfig, DitTrainConfig, OptimConfig, ProceduralDataConfig
-from gen3r.train.dit_trainer import (STREAMS, DitInputs, DitRandom, DitTrainer, flow_matching_loss,
-                                     timestep_index_range)
+from gen3r.train.dit_trainer import STREAMS, DitInputs, DitRandom, DitTrainer, flow_matching_loss, timestep_index_range
 from gen3r.train.loop import list_checkpoints, step_generator
 
 CHECKPOINT = Path(__file__).parent / "data" / "official-tiny" / "checkpoint"

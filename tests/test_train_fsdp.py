@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from _tiny import torchrun
 from safetensors.torch import load_file
 
-from _tiny import torchrun
 from gen3r.cli.main import main as gen3r
 
 ROOT = Path(__file__).resolve().parents[1]

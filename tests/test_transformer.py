@@ -7,13 +7,21 @@ from collections.abc import Callable, Mapping
 
 import pytest
 import torch
+from _tiny import (
+    TINY_CHECKPOINT,
+    WEIGHTS,
+    official_manifest,
+    rel_err,
+    tensor_stats,
+    tiny_arch,
+    write_component_variant,
+    write_sharded_component,
+)
+from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
 from safetensors.torch import load_file
 
-from _tiny import TINY_CHECKPOINT, WEIGHTS, official_manifest, tiny_arch
-from _tiny import rel_err, tensor_stats, write_component_variant, write_sharded_component
 from gen3r.cameras.plucker import pack_plucker_for_dit, plucker_rays
 from gen3r.errors import CheckpointError, Gen3RError
 from gen3r.models.transformer import (

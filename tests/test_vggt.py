@@ -8,8 +8,8 @@ from collections.abc import Mapping
 
 import pytest
 import torch
-
 from _tiny import TINY_CHECKPOINT, official_manifest, strided_copies, tensor_stats, tiny_arch, write_component_variant
+
 from gen3r.errors import CheckpointError, Gen3RError
 from gen3r.models.vggt import (
     VGGT,

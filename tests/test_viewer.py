@@ -8,7 +8,6 @@ import urllib.request
 import numpy as np
 import pytest
 import torch
-
 from _tiny import export_small_output, free_port
 
 from gen3r.errors import Gen3RError
@@ -25,7 +24,7 @@ def test_load_output(out_dir):
     scene = load_output(out_dir)
     assert scene.points.shape[1] == 3 and len(scene.points) > 0
     assert len(scene.cameras) == 3 and scene.frames.shape == (3, 24, 32, 3)
-    assert 0 <= scene.colors.min() and scene.colors.max() <= 1
+    assert scene.colors.min() >= 0 and scene.colors.max() <= 1
     # per-frame points: constant depth 2 in front of each camera (cameras step along z by 0.1)
     expected = np.broadcast_to(2.0 - np.array([0.0, 0.1, 0.2])[:, None, None], (3, 24, 32))
     np.testing.assert_allclose(scene.frame_points[..., 2], expected, atol=1e-5)

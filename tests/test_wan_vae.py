@@ -7,14 +7,13 @@ import shutil
 
 import pytest
 import torch
+from _tiny import TINY_CHECKPOINT, WEIGHTS, official_manifest, rel_err, tensor_stats, tiny_arch, write_component_variant
 from diffusers import AutoencoderKLWan
 from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file
 
-from _tiny import TINY_CHECKPOINT, WEIGHTS, official_manifest, tiny_arch
-from _tiny import rel_err, tensor_stats, write_component_variant
 from gen3r.errors import CheckpointError, Gen3RError
 from gen3r.models.wan_vae import (
     WAN_LATENTS_MEAN,

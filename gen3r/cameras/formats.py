@@ -42,10 +42,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from gen3r.atomic import atomic_path, file_in_the_way
 from gen3r.cameras.cameras import Cameras
 from gen3r.cameras.pose_encoding import matrix_to_quaternion, quaternion_to_matrix
 from gen3r.errors import Gen3RError
-from gen3r.atomic import atomic_path, file_in_the_way
 
 __all__ = ["FORMATS", "OFFICIAL_IMAGE_SIZE", "OPENGL_TO_OPENCV", "TransformsFrame", "detect_format", "load_cameras",
            "save_cameras", "read_colmap", "write_colmap", "read_transforms_frames", "natural_key", "RE10K_FPS",
@@ -363,7 +363,8 @@ def _read_transforms(path: Path, image_size: tuple[int, int] | None, opengl: boo
                      "use one image size for the whole sequence")
     stored = sizes.pop()
     if stored is None and image_size is None:
-        raise _error(path, "", "records no image size ('w', 'h')", "add 'w' and 'h' or pass image_size=(H, W) (`gen3r cameras convert --size HxW`)")
+        raise _error(path, "", "records no image size ('w', 'h')",
+                     "add 'w' and 'h' or pass image_size=(H, W) (`gen3r cameras convert --size HxW`)")
     extrinsics = np.linalg.inv(np.stack([f.c2w for f in frames]))
     return _build(path, fmt, extrinsics, np.stack([f.K for f in frames]), stored or image_size)
 

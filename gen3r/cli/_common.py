@@ -100,7 +100,8 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--architecture", type=Path, default=None,
                    help="JSON with sizes the official configs cannot express (tiny test checkpoints)")
     own = "(default: the checkpoint's own; official model {}, gen3r-mini its native size)"
-    p.add_argument("--frames", type=positive_int, default=None, help="frames F = 4k+1 " + own.format(DEFAULT_NUM_FRAMES))
+    p.add_argument("--frames", type=positive_int, default=None,
+                   help="frames F = 4k+1 " + own.format(DEFAULT_NUM_FRAMES))
     p.add_argument("--height", type=positive_int, default=None, help="multiple of 112 " + own.format(560))
     p.add_argument("--width", type=positive_int, default=None, help="multiple of 112 " + own.format(560))
     p.add_argument("--steps", type=positive_int, default=None, help="denoising steps " + own.format(50))
@@ -159,8 +160,8 @@ def check_model_options(args: argparse.Namespace) -> None:
     guidance, a bad architecture file, an unknown device, an --out below a file."""
     import math
 
-    from gen3r.errors import Gen3RError
     from gen3r.atomic import file_in_the_way
+    from gen3r.errors import Gen3RError
     from gen3r.pipeline.loading import check_device, read_architecture, resolve_checkpoint
 
     if not math.isfinite(args.guidance):

@@ -28,10 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gen3r.app import Gen3RApp, launch
-    from gen3r.cli._common import check_model_options, load_pipeline, resolve_checkpoint_defaults
     from gen3r.atomic import file_in_the_way
-    from gen3r.io.viewer import check_address
+    from gen3r.cli._common import check_model_options, load_pipeline, resolve_checkpoint_defaults
     from gen3r.errors import Gen3RError
+    from gen3r.io.viewer import check_address
 
     resolve_checkpoint_defaults(args)
     check_model_options(args)

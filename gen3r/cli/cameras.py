@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gen3r.cli._common import (add_trajectory_params, bounded, field_of_view, positive_float,
-                               trajectory_params)
+from gen3r.cli._common import add_trajectory_params, bounded, field_of_view, positive_float, trajectory_params
 from gen3r.defaults import DEFAULT_NUM_FRAMES
 
 

@@ -28,8 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from gen3r.errors import Gen3RError
     from gen3r.atomic import file_in_the_way
+    from gen3r.errors import Gen3RError
     from gen3r.pipeline import Gen3RPipeline
     from gen3r.pipeline.loading import detect_layout
 

@@ -10,8 +10,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gen3r.cli._common import (add_pipeline_args, check_model_options, load_pipeline, positive_float, positive_int,
-                               resolve_checkpoint_defaults)
+from gen3r.cli._common import (
+    add_pipeline_args,
+    check_model_options,
+    load_pipeline,
+    positive_float,
+    positive_int,
+    resolve_checkpoint_defaults,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -83,9 +89,8 @@ def build_reader(dataset: str, root: Path, split: Path | None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from gen3r.eval.runner import evaluate, plan_run
-
     from gen3r.distributed import init_distributed, launched_by_torchrun
+    from gen3r.eval.runner import evaluate, plan_run
 
     reader = build_reader(args.dataset, args.root, args.split)
     resolve_checkpoint_defaults(args)

@@ -6,8 +6,15 @@ import argparse
 import logging
 from pathlib import Path
 
-from gen3r.cli._common import (add_pipeline_args, add_trajectory_params, check_model_options, load_pipeline,
-                               positive_int, resolve_checkpoint_defaults, trajectory_params)
+from gen3r.cli._common import (
+    add_pipeline_args,
+    add_trajectory_params,
+    check_model_options,
+    load_pipeline,
+    positive_int,
+    resolve_checkpoint_defaults,
+    trajectory_params,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -86,9 +86,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Render the scene and write it; returns 0."""
+    from gen3r.atomic import atomic_dir, atomic_path, file_in_the_way
     from gen3r.data import writers
     from gen3r.data.procedural import render_scene
-    from gen3r.atomic import atomic_dir, atomic_path, file_in_the_way
 
     out: Path = args.out
     if out.exists() and not out.is_dir():

@@ -87,8 +87,8 @@ def check_before_models(stage: str, config) -> None:
 
     import torch
 
-    from gen3r.errors import Gen3RError
     from gen3r.atomic import file_in_the_way
+    from gen3r.errors import Gen3RError
     from gen3r.pipeline.loading import check_device, detect_layout, resolve_checkpoint
     from gen3r.train.data import build_dataset
     from gen3r.train.stages import resolve_component

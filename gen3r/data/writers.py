@@ -33,10 +33,10 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from gen3r.atomic import atomic_dir
 from gen3r.cameras.formats import OPENGL_TO_OPENCV, re10k_lines, re10k_timestamps
 from gen3r.data.procedural import Scene
 from gen3r.errors import Gen3RError
-from gen3r.atomic import atomic_dir
 
 logger = logging.getLogger(__name__)
 
@@ -128,16 +128,16 @@ def write_official(out_dir: str | Path, scenes: Scenes, *, split: str = "train",
     out_dir = Path(out_dir)
     final = out_dir.resolve()
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
-        for split, items in _as_splits(scenes, split).items():
+        for split_name, items in _as_splits(scenes, split).items():
             index: dict[str, list[str]] = {"videos_dirs": [], "cameras_paths": [], "captions_paths": []}
-            for i, scene in enumerate(tqdm(items, desc=f"official/{split}", disable=None, leave=False)):
-                rel = Path(split) / f"scene_{i:05d}"
+            for i, scene in enumerate(tqdm(items, desc=f"official/{split_name}", disable=None, leave=False)):
+                rel = Path(split_name) / f"scene_{i:05d}"
                 _write_official_scene(scene, tmp / rel)
                 index["videos_dirs"].append(str(final / rel / "images"))
                 index["cameras_paths"].append(str(final / rel / "transforms.json"))
                 index["captions_paths"].append(str(final / rel / "captions.txt"))
             for key, lines in index.items():
-                (tmp / f"{split}_{key}.txt").write_text("".join(line + "\n" for line in lines))
+                (tmp / f"{split_name}_{key}.txt").write_text("".join(line + "\n" for line in lines))
     logger.info("wrote official-layout dataset to %s", out_dir)
     return out_dir
 
@@ -159,18 +159,18 @@ def write_re10k(out_dir: str | Path, scenes: Scenes, *, split: str = "test", ove
     """
     out_dir = Path(out_dir)
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
-        for split, items in _as_splits(scenes, split).items():
-            (tmp / split / "depth").mkdir(parents=True)
-            for i, scene in enumerate(tqdm(items, desc=f"re10k/{split}", disable=None, leave=False)):
+        for split_name, items in _as_splits(scenes, split).items():
+            (tmp / split_name / "depth").mkdir(parents=True)
+            for i, scene in enumerate(tqdm(items, desc=f"re10k/{split_name}", disable=None, leave=False)):
                 check_scene(scene)
                 seq = f"scene_{i:05d}"
                 url = f"procedural://gen3r/seed={scene.seed}/kind={scene.kind}/trajectory={scene.trajectory}"
-                (tmp / split / f"{seq}.txt").write_text("\n".join(_re10k_lines(scene, url)) + "\n")
-                frames = tmp / split / "frames" / seq
+                (tmp / split_name / f"{seq}.txt").write_text("\n".join(_re10k_lines(scene, url)) + "\n")
+                frames = tmp / split_name / "frames" / seq
                 frames.mkdir(parents=True)
                 for ts, rgb in zip(re10k_timestamps(scene.num_frames), scene.rgb, strict=True):
                     _save_rgb(rgb, frames / f"{ts}.png")
-                _save_ground_truth(scene, tmp / split / "depth" / f"{seq}.npz")
+                _save_ground_truth(scene, tmp / split_name / "depth" / f"{seq}.npz")
     logger.info("wrote RealEstate10K-layout dataset to %s", out_dir)
     return out_dir
 

@@ -33,9 +33,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from gen3r.atomic import atomic_path
 from gen3r.errors import CheckpointError, Gen3RError
 from gen3r.eval.image_metrics import check_image_pair
-from gen3r.atomic import atomic_path
 from gen3r.models._loading import check_state_dict, read_weights
 
 logger = logging.getLogger(__name__)

@@ -25,8 +25,8 @@ COLUMNS: tuple[tuple[str, tuple[tuple[str, str, int], ...]], ...] = (
                 ("rra30", "RRA@30 ↑", 4), ("rta30", "RTA@30 ↑", 4))),
 )
 CSV_FIELDS = ("method", "label", "num_sequences", "num_skipped", "psnr", "ssim", "lpips", "accuracy", "completeness",
-              "chamfer", "chamfer_relative_percent", "depth_abs_rel", "auc30", "auc15", "auc5", "rra30", "rta30", "rra_mean_deg",
-              "rta_mean_deg")
+              "chamfer", "chamfer_relative_percent", "depth_abs_rel", "auc30", "auc15", "auc5", "rra30", "rta30",
+              "rra_mean_deg", "rta_mean_deg")
 TASK_TITLES = {"1view": "1-view generation", "2view": "2-view generation", "recon": "feed-forward reconstruction"}
 EMPTY = "–"
 
@@ -57,7 +57,7 @@ def markdown_table(summary: Mapping[str, Mapping[str, Any]], config: Mapping[str
         rows.append(cells)
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     notes = []
-    for method, row in summary.items():
+    for row in summary.values():
         for reason, names in (row.get("skipped") or {}).items():
             shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
             notes.append(f"{row['label']}: {len(names)} {reason} ({shown})")

@@ -754,6 +754,7 @@ def summarize(out_dir: str | Path) -> dict[str, dict[str, Any]]:
 
 
 __all__ = ["DATASETS", "TASKS", "METHODS", "METHOD_LABELS", "DEFAULT_BASELINES", "EvalConfig", "EvalSequence",
-           "Prediction", "EvalPlan", "plan_run", "evaluate", "summarize", "prepare_sequence", "predict", "score_prediction",
+           "Prediction", "EvalPlan", "plan_run", "evaluate", "summarize", "prepare_sequence", "predict",
+           "score_prediction",
            "vggt_reconstruct", "read_records", "latest_records", "pending_methods", "select_sequences", "run_config",
            "check_config", "check_readable", "merge_rank_records", "TOO_FEW_FRAMES", "UNREADABLE"]

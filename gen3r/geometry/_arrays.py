@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
 
 from gen3r.errors import Gen3RError
 
-ArrayLike = Union[np.ndarray, torch.Tensor]
+ArrayLike = np.ndarray | torch.Tensor
 
 
 def to_numpy(x: Any, name: str) -> np.ndarray:

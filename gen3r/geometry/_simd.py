@@ -32,7 +32,8 @@ _MASK = ir.VectorType(ir.IntType(1), LANES)
 
 def _splat(builder: ir.IRBuilder, value: ir.Value, vtype: ir.VectorType) -> ir.Value:
     one = builder.insert_element(ir.Constant(vtype, ir.Undefined), value, ir.Constant(_I32, 0))
-    return builder.shuffle_vector(one, ir.Constant(vtype, ir.Undefined), ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
+    zeros = ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES)
+    return builder.shuffle_vector(one, ir.Constant(vtype, ir.Undefined), zeros)
 
 
 def _function(builder: ir.IRBuilder, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
@@ -64,7 +65,8 @@ def scan8(typingctx, xs, ys, zs, t, m, qx, qy, qz, tau, d, n):
         x_a, y_a, z_a, t_v, m_v, qx_v, qy_v, qz_v, tau_v, d_a, n_v = args
         total = None
         for k, (arr, q) in enumerate(((x_a, qx_v), (y_a, qy_v), (z_a, qz_v))):
-            diff = builder.fsub(_load8(builder, _data(context, builder, signature.args[k], arr), t_v), _splat(builder, q, _VF))
+            loaded = _load8(builder, _data(context, builder, signature.args[k], arr), t_v)
+            diff = builder.fsub(loaded, _splat(builder, q, _VF))
             square = builder.fmul(diff, diff)
             total = square if total is None else builder.fadd(total, square)
         passing = builder.fcmp_ordered("<=", total, _splat(builder, tau_v, _VF))
@@ -157,7 +159,8 @@ def split8(typingctx, src, t, m, threshold, low, n_low, high, n_high):
         store = _function(builder, "llvm.masked.compressstore.v8f64", ir.VoidType(), [_VF, _F64.as_pointer(), _MASK])
         popcount = _function(builder, "llvm.ctpop.i8", ir.IntType(8), [ir.IntType(8)])
         counts = []
-        for mask, arr, arr_t, count in zip(masks, (low_a, high_a), (signature.args[4], signature.args[6]), (nl_v, nh_v)):
+        outputs = zip(masks, (low_a, high_a), (signature.args[4], signature.args[6]), (nl_v, nh_v))
+        for mask, arr, arr_t, count in outputs:
             data = _data(context, builder, arr_t, arr)
             builder.call(store, [values, builder.gep(data, [count]), mask])
             added = builder.zext(builder.call(popcount, [builder.bitcast(mask, ir.IntType(8))]), _I64)

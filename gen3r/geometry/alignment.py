@@ -42,7 +42,8 @@ def umeyama(src: ArrayLike, dst: ArrayLike, with_scale: bool = True) -> tuple[An
     s = as_points(src, "src", np.float64)
     d = as_points(dst, "dst", np.float64)
     if s.shape != d.shape:
-        raise Gen3RError(f"src and dst must have the same shape, got {s.shape} and {d.shape}; pass corresponding points")
+        raise Gen3RError(f"src and dst must have the same shape, got {s.shape} and {d.shape}; "
+                         "pass corresponding points")
     if s.shape[0] < 3:
         raise Gen3RError(f"umeyama needs at least 3 point pairs, got {s.shape[0]}")
     check_finite(s, "src")

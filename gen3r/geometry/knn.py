@@ -45,8 +45,8 @@ from pykdtree.kdtree import KDTree
 from tqdm.auto import tqdm
 
 from gen3r.geometry._arrays import column_bounds, kernel_floats
-from gen3r.geometry._sort import argsort_keys
 from gen3r.geometry._simd import LANES, scan8, select_small, split8
+from gen3r.geometry._sort import argsort_keys
 
 logger = logging.getLogger(__name__)
 
@@ -245,8 +245,8 @@ def _cell_block(cells, starts, rows, c, dims, a, runs, pos, last):
             slot = i * w + j
             base = slot * (w + 1)
             if x < 0 or x >= dims[0] or y < 0 or y >= ny:
-                for l in range(w + 1):
-                    runs[base + l] = 0
+                for d in range(w + 1):
+                    runs[base + d] = 0
                 continue
             row = x * ny + y
             if rows.shape[0] > 0:
@@ -263,10 +263,10 @@ def _cell_block(cells, starts, rows, c, dims, a, runs, pos, last):
                 while t < r1 and cells[t] < target:
                     t += 1
             pos[slot] = t
-            for l in range(w + 1):
-                while t < r1 and cells[t] < target + l:
+            for d in range(w + 1):
+                while t < r1 and cells[t] < target + d:
                     t += 1
-                runs[base + l] = starts[t]
+                runs[base + d] = starts[t]
     return cx, cy, cz
 
 
@@ -305,7 +305,8 @@ def _kth_and_sum(d, n, k, split, aux):
 
 
 @njit(cache=True)
-def _cell_queries(xs, ys, zs, cells, starts, rows, c, dims, lo, h, k, runs, pos, last, gx, gy, gz, d, aux, ring, ring_r, out):
+def _cell_queries(xs, ys, zs, cells, starts, rows, c, dims, lo, h, k, runs, pos, last, gx, gy, gz, d, aux, ring,
+                  ring_r, out):
     """Answer the queries of cell ``c``; unanswered ones get -1 (left to the coarse pass)."""
     a = _A
     cx, cy, cz = _cell_block(cells, starts, rows, c, dims, a, runs, pos, last)
@@ -382,7 +383,8 @@ def _grid_knn(xs, ys, zs, cells, starts, rows, segments, dims, lo, h, k, cap, ou
         ring = np.full(_RING, -1, np.int64)
         ring_r = np.zeros(_RING)
         for c in range(segments[s], segments[s + 1]):
-            _cell_queries(xs, ys, zs, cells, starts, rows, c, dims, lo, h, k, runs, pos, last, gx, gy, gz, d, aux, ring, ring_r, out)
+            _cell_queries(xs, ys, zs, cells, starts, rows, c, dims, lo, h, k, runs, pos, last, gx, gy, gz, d, aux,
+                          ring, ring_r, out)
 
 
 @njit(cache=True)
@@ -397,7 +399,8 @@ def _keep_below(d, n, kth):
 
 
 @njit(cache=True)
-def _coarse_query(xs, ys, zs, q, starts, dims, lo, h, factor, cdims, cstart, zspan, members, mcoord, k, d, order_buf, key_buf):
+def _coarse_query(xs, ys, zs, q, starts, dims, lo, h, factor, cdims, cstart, zspan, members, mcoord, k, d, order_buf,
+                  key_buf):
     """Mean k-NN distance of sorted point ``q`` from the coarse grid, or -1 if ``d`` overflows.
 
     Coarse cells hold ``factor^3`` fine cells (edge ``H = factor * h``). The block of
@@ -632,7 +635,8 @@ def _grid_fits(extent: np.ndarray, h: float) -> bool:
     return float(np.prod(np.floor(extent / h) + 1)) < 2.0 ** (62 - 3 * _SUB)
 
 
-def _bulk_box(p: np.ndarray, lo: np.ndarray, hi: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def _bulk_box(p: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+              h: float) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """A grid box around the bulk of the cloud when far points make the full box too large.
 
     The box spans the 0.1-99.9 % quantiles of each axis plus 10 % of that range. Points outside
@@ -653,7 +657,8 @@ def _bulk_box(p: np.ndarray, lo: np.ndarray, hi: np.ndarray, h: float) -> tuple[
     return blo, bhi, outside
 
 
-def _coarse_grid(cells: np.ndarray, dims: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _coarse_grid(cells: np.ndarray,
+                 dims: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Group the occupied fine cells into coarse cells of ``factor^3`` fine cells.
 
     Returns ``(factor, coarse dims, start of each coarse cell in members (+ end), first and last

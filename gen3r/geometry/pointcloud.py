@@ -23,8 +23,16 @@ from numba import njit, prange
 
 from gen3r.errors import Gen3RError
 from gen3r.geometry import knn
+from gen3r.geometry._arrays import (
+    ArrayLike,
+    as_points,
+    check_finite,
+    column_bounds,
+    finite_rows,
+    kernel_floats,
+    take_rows,
+)
 from gen3r.geometry._sort import argsort_keys
-from gen3r.geometry._arrays import ArrayLike, as_points, check_finite, column_bounds, finite_rows, kernel_floats, take_rows
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +136,8 @@ def _group_means(values, order, bounds, out):
             out[g, axis] = total / (s1 - s0)
 
 
-def _voxel_keys(points: np.ndarray, lo: np.ndarray, hi: np.ndarray, voxel_size: float, min_bound: np.ndarray) -> np.ndarray:
+def _voxel_keys(points: np.ndarray, lo: np.ndarray, hi: np.ndarray, voxel_size: float,
+                min_bound: np.ndarray) -> np.ndarray:
     """Linear voxel id ``floor((p - min_bound) / voxel_size)`` per point (int64, x-major, offset so
     that the smallest cell of each axis is 0); ``lo``/``hi`` are the per-axis point bounds."""
     # floor((p - o) / s) is monotone in p, so the extreme cells are those of the extreme points

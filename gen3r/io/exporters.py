@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gen3r.errors import Gen3RError
 from gen3r.atomic import atomic_path
+from gen3r.errors import Gen3RError
 
 logger = logging.getLogger(__name__)
 
@@ -45,17 +45,16 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int = 12, crf: int = 
     if pad_h or pad_w:
         data = np.pad(data, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=fps)
-            stream.width, stream.height = data.shape[2], data.shape[1]
-            stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": str(crf)}
-            for frame in data:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                    container.mux(packet)
-            for packet in stream.encode():
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = data.shape[2], data.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(crf)}
+        for frame in data:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
     return path
 
 
@@ -93,9 +92,8 @@ def write_depth_npz(path: str | Path, depth: np.ndarray, confidence: np.ndarray 
     if mask is not None:
         arrays["mask"] = np.asarray(mask, dtype=bool)
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
     return path
 
 
@@ -120,10 +118,9 @@ def write_ply(path: str | Path, points: np.ndarray, colors: np.ndarray | None = 
         header += ["property uchar red", "property uchar green", "property uchar blue"]
     header.append("end_header")
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(("\n".join(header) + "\n").encode("ascii"))
-            fh.write(record.tobytes())
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(("\n".join(header) + "\n").encode("ascii"))
+        fh.write(record.tobytes())
     return path
 
 

@@ -20,8 +20,15 @@ import numpy as np
 from gen3r.atomic import atomic_dir
 from gen3r.cameras import save_cameras, write_colmap
 from gen3r.geometry import filter_point_cloud
-from gen3r.io.exporters import (colorize_depth, write_depth_npz, write_glb, write_images, write_json,
-                                write_ply, write_video)
+from gen3r.io.exporters import (
+    colorize_depth,
+    write_depth_npz,
+    write_glb,
+    write_images,
+    write_json,
+    write_ply,
+    write_video,
+)
 
 logger = logging.getLogger(__name__)
 

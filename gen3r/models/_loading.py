@@ -47,7 +47,7 @@ def read_weights(path: str | Path, dtype: torch.dtype | None = None) -> dict[str
                 return load_file(str(path))
             out = {}
             with safe_open(str(path), framework="pt") as fh:
-                for key in fh.keys():
+                for key in fh.keys():  # noqa: SIM118 (safe_open is not a mapping)
                     out[key] = _cast(fh.get_tensor(key), dtype)
             return out
         sd = torch.load(str(path), map_location="cpu", weights_only=True)

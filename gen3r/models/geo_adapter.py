@@ -26,8 +26,8 @@ raw (clamped to ``[-30, 20]`` by :class:`diffusers.models.autoencoders.vae.Diago
 from __future__ import annotations
 
 import logging
-from functools import partial
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 

@@ -487,10 +487,8 @@ class DPTHead(nn.Module):
     def _activate(self, out: Tensor) -> tuple[Tensor, Tensor]:
         fmap = out.permute(0, 2, 3, 1)
         values, conf = fmap[..., :-1], fmap[..., -1]
-        if self.activation == "exp":
-            values = torch.exp(values)
-        else:  # inv_log
-            values = torch.sign(values) * torch.expm1(values.abs())
+        # "exp" or "inv_log"
+        values = torch.exp(values) if self.activation == "exp" else torch.sign(values) * torch.expm1(values.abs())
         return values, 1 + conf.exp()
 
     def _forward_frames(self, tokens: Sequence[Tensor], image_size: tuple[int, int],

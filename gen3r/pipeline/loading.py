@@ -22,8 +22,14 @@ from typing import Any
 import torch
 
 from gen3r.errors import CheckpointError, Gen3RError
-from gen3r.models._loading import (cast_model, check_materialised, load_strict, read_config_json, read_weights_dir,
-                                   restore_unsaved_state)
+from gen3r.models._loading import (
+    cast_model,
+    check_materialised,
+    load_strict,
+    read_config_json,
+    read_weights_dir,
+    restore_unsaved_state,
+)
 from gen3r.models.geo_adapter import GeometryAdapter
 from gen3r.models.image_encoder import load_official_image_encoder
 from gen3r.models.text_encoder import load_official_text_encoder, load_tokenizer

@@ -27,8 +27,14 @@ from diffusers import DiffusionPipeline
 from diffusers.hooks import apply_group_offloading
 
 from gen3r.atomic import atomic_dir
-from gen3r.cameras import (TRAJECTORY_PRESETS, Cameras, load_cameras, make_trajectory, pack_plucker_for_dit,
-                           pose_encoding_to_extri_intri)
+from gen3r.cameras import (
+    TRAJECTORY_PRESETS,
+    Cameras,
+    load_cameras,
+    make_trajectory,
+    pack_plucker_for_dit,
+    pose_encoding_to_extri_intri,
+)
 from gen3r.defaults import DEFAULT_NUM_FRAMES, DEFAULT_SIZE
 from gen3r.errors import Gen3RError
 from gen3r.models.image_encoder import encode_image
@@ -36,8 +42,15 @@ from gen3r.models.text_encoder import encode_prompt, pad_prompt_embeds
 from gen3r.models.vggt import adapter_output_to_tokens, tokens_to_adapter_input
 from gen3r.models.wan_vae import decode_latents, encode_video
 from gen3r.pipeline.conditioning import TASKS, condition_from_posterior, condition_indices
-from gen3r.pipeline.loading import (MINI_MODEL, detect_layout, load_gen3r_components, load_official_components,
-                                    read_call_defaults, resolve_checkpoint, save_gen3r_components)
+from gen3r.pipeline.loading import (
+    MINI_MODEL,
+    detect_layout,
+    load_gen3r_components,
+    load_official_components,
+    read_call_defaults,
+    resolve_checkpoint,
+    save_gen3r_components,
+)
 from gen3r.pipeline.output import Gen3ROutput
 from gen3r.pipeline.parallel import from_main
 from gen3r.pipeline.preprocess import as_frames, check_size
@@ -266,7 +279,8 @@ class Gen3RPipeline(DiffusionPipeline):
         mean, logvar = self.encode_condition_video(frames, task, num_frames)
         return condition_from_posterior(mean, logvar, task, num_frames, generator, self.latent_halves)
 
-    def encode_condition_video(self, frames: torch.Tensor, task: str, num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_condition_video(self, frames: torch.Tensor, task: str,
+                               num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Wan-VAE posterior (mean, logvar), each (B, 16, f, H/8, W/8), of the control video: the
         condition frames (B, Fc, 3, H, W) at their positions of ``task``, zeros elsewhere."""
         batch, _, _, height, width = frames.shape

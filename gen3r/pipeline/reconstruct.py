@@ -108,8 +108,8 @@ def _run_window(pipe, frames: torch.Tensor, mode: str, **kwargs) -> dict:
             "extrinsics": geo["extrinsics"][0].cpu(), "intrinsics": geo["intrinsics"][0].cpu()}
 
 
-def reconstruct_video(pipe, frames: torch.Tensor, window: int = DEFAULT_NUM_FRAMES, overlap: int | None = None, mode: str = "generate",
-                      **call_kwargs) -> Reconstruction:
+def reconstruct_video(pipe, frames: torch.Tensor, window: int = DEFAULT_NUM_FRAMES, overlap: int | None = None,
+                      mode: str = "generate", **call_kwargs) -> Reconstruction:
     """Reconstruct frames (N, 3, H, W) in [0, 1] with ``pipe`` (allview task or ``mode="vae"``)."""
     if mode not in ("generate", "vae"):
         raise Gen3RError(f"unknown reconstruction mode {mode!r}; use 'generate' or 'vae'")

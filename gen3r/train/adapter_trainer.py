@@ -29,8 +29,7 @@ from gen3r.models.vggt import adapter_output_to_tokens, tokens_to_adapter_input
 from gen3r.models.wan_vae import encode_video
 from gen3r.pipeline.tensors import module_dtype
 from gen3r.train.config import AdapterTrainConfig
-from gen3r.train.loop import (Trainer, TrainResult, freeze, init_posterior_logvar, load_module_weights,
-                              run_training)
+from gen3r.train.loop import Trainer, TrainResult, freeze, init_posterior_logvar, load_module_weights, run_training
 from gen3r.train.losses import adapter_training_loss
 
 logger = logging.getLogger(__name__)
@@ -155,5 +154,5 @@ def train_adapter(config: AdapterTrainConfig | str | Path, *, pipeline=None, res
                   max_steps: int | None = None, allow_config_changes: bool = False) -> TrainResult:
     """Run stage 1 from a config (object or JSON file); ``resume`` continues from the newest
     checkpoint in ``config.output_dir``. Returns the :class:`~gen3r.train.loop.TrainResult`."""
-    return run_training(AdapterTrainer, AdapterTrainConfig, config, pipeline=pipeline, resume=resume, max_steps=max_steps,
-                        allow_config_changes=allow_config_changes)
+    return run_training(AdapterTrainer, AdapterTrainConfig, config, pipeline=pipeline, resume=resume,
+                        max_steps=max_steps, allow_config_changes=allow_config_changes)

@@ -54,10 +54,10 @@ class DataConfig:
 
     ``root``: official-layout root holding ``<dataset>/<split>_videos_dirs.txt`` etc.; ``cache``: a
     pre-rendered scene cache (``gen3r cache``, rendered at ``height x width``; ``max_scenes`` uses
-    only its first scenes); with neither, scenes are rendered on the fly (``procedural``). ``weights``: dataset folder -> sampling weight (default: the
-    official table, restricted to the folders present). ``max_stride``: frame stride drawn from
-    ``1..max_stride`` (stage 1: 2; stage 2: 1, see spec 8.2). Frames are resized to cover
-    ``height x width`` and centre-cropped.
+    only its first scenes); with neither, scenes are rendered on the fly (``procedural``). ``weights``:
+    dataset folder -> sampling weight (default: the official table, restricted to the folders present).
+    ``max_stride``: frame stride drawn from ``1..max_stride`` (stage 1: 2; stage 2: 1, see spec 8.2).
+    Frames are resized to cover ``height x width`` and centre-cropped.
     """
 
     root: str | None = None

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gen3r.errors import Gen3RError
 from gen3r.atomic import atomic_path
+from gen3r.errors import Gen3RError
 
 logger = logging.getLogger(__name__)
 

@@ -197,7 +197,8 @@ class ProceduralDataset(Dataset):
         sample = {"frames": frames, "cameras": cameras, "caption": _pick_caption(scene.captions, rng),
                   "source": f"procedural/{index}"}
         if self.render_size == (self.height, self.width):  # exact ground truth only without resampling
-            sample["depth"] = torch.from_numpy(np.where(scene.valid[chosen], scene.depth[chosen], 0.0).astype(np.float32))
+            depth = np.where(scene.valid[chosen], scene.depth[chosen], 0.0)
+            sample["depth"] = torch.from_numpy(depth.astype(np.float32))
         return sample
 
 

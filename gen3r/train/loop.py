@@ -21,9 +21,9 @@ import json
 import logging
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
@@ -187,7 +187,8 @@ def read_training_state(checkpoint: str | Path) -> dict[str, Any]:
     except Exception as exc:  # truncated zip, foreign pickle, ...: never resume from it
         raise Gen3RError(f"{state_file} is corrupt or truncated ({type(exc).__name__}); delete {checkpoint} "
                          "to resume from the checkpoint before it") from None
-    needed = ("step", "scheduler", "config") + (() if isinstance(state, dict) and state.get("sharded") else ("optimizer",))
+    sharded = isinstance(state, dict) and state.get("sharded")
+    needed = ("step", "scheduler", "config") + (() if sharded else ("optimizer",))
     missing = [k for k in needed if not isinstance(state, dict) or k not in state]
     if missing:
         raise Gen3RError(f"{state_file} lacks {', '.join(missing)}; it was not written by gen3r train; delete "
