@@ -5,7 +5,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gen3r.pipeline import Gen3ROutput, Gen3RPipeline
 
 __version__ = "0.1.0"
 __all__ = ["Gen3RPipeline", "Gen3ROutput", "__version__"]

@@ -98,7 +98,7 @@ class Gen3RApp:
         generator = torch.Generator().manual_seed(seed)
         folder = self._job_dir()
         settings = {"task": task, "prompt": prompt, "num_inference_steps": steps, "seed": seed,
-                    "cameras": Path(cameras).name if camera_file else (cameras or FREE),
+                    "cameras": Path(camera_file).name if camera_file else (cameras or FREE),
                     "checkpoint": self.pipe.checkpoint_path}
         report = progress or (lambda fraction, desc: None)
 
@@ -107,6 +107,7 @@ class Gen3RApp:
             return None
 
         if task == "allview":
+            assert video, "infer_task returns allview only for a video upload"
             clip = read_frames(video, max_frames=frames * self.max_video_clips)
             if clip.shape[0] < frames:
                 raise Gen3RError(f"the video has {clip.shape[0]} frames; allview needs at least {frames}: upload a "
@@ -118,6 +119,7 @@ class Gen3RApp:
                          cameras=result.cameras, depth_conf=result.depth_conf, point_mask=result.point_mask,
                          settings={**settings, "windows": result.windows})
         else:
+            assert first, "infer_task returns 1view or 2view only with a first frame"
             images = [read_image(first)] + ([read_image(last)] if last else [])
             output = self.pipe(images, task=task, cameras=cameras, prompt=prompt, num_inference_steps=steps,
                                generator=generator, callback_on_step_end=on_step)
@@ -221,10 +223,9 @@ def build_ui(app: Gen3RApp, examples: Sequence[tuple[str, str]] = ()):
 
 def offline_theme():
     """gradio's default theme with system fonts (no font download from the web)."""
-    import gradio as gr
+    from gradio.themes import Default
 
-    return gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
-                             font_mono=["ui-monospace", "monospace"])
+    return Default(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 
 
 def launch(app: Gen3RApp, host: str = "127.0.0.1", port: int = 7860, max_upload_mb: int = 50,

@@ -180,15 +180,15 @@ class Cameras:
         bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=c2w.dtype, device=c2w.device)
         if (c2w[:, 3] - bottom).abs().amax() > 1e-6:
             raise Gen3RError("c2w bottom rows must be [0, 0, 0, 1]; pass rigid camera-to-world matrices")
-        return cls(affine_inverse(c2w), intrinsics, tuple(image_size))
+        return cls(affine_inverse(c2w), intrinsics, _check_image_size(image_size))
 
     @classmethod
     def from_pose_encoding(cls, pose_encoding: torch.Tensor, image_size: Sequence[int]) -> Cameras:
         """Cameras from VGGT ``absT_quaR_FoV`` encodings (F, 9) for an image of ``image_size``."""
         if pose_encoding.ndim != 2 or pose_encoding.shape[-1] != 9:
             raise Gen3RError(f"pose encoding must have shape (F, 9), got {tuple(pose_encoding.shape)}")
-        extrinsics, intrinsics = pose_encoding_to_extri_intri(pose_encoding, tuple(image_size))
-        return cls(extrinsics, intrinsics, tuple(image_size))
+        extrinsics, intrinsics = pose_encoding_to_extri_intri(pose_encoding, image_size)
+        return cls(extrinsics, intrinsics, _check_image_size(image_size))
 
     # ----------------------------------------------------------------------------- basic access
     def __repr__(self) -> str:

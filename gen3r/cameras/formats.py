@@ -82,8 +82,10 @@ def _build(path: Path, fmt: str, extrinsics: np.ndarray, intrinsics: np.ndarray,
 
 
 def _check_size(path: Path, image_size: Any) -> tuple[int, int] | None:
-    if image_size is None:
-        return None
+    return None if image_size is None else _parse_size(path, image_size)
+
+
+def _parse_size(path: Path, image_size: Any) -> tuple[int, int]:
     try:
         height, width = (int(v) for v in image_size)
         if height <= 0 or width <= 0:
@@ -248,7 +250,7 @@ def _read_official(path: Path, image_size: tuple[int, int] | None) -> Cameras:
                      f"{extrinsics.shape[0]}", "give one intrinsic matrix per frame")
     stored = data.get("image_size")
     if stored is not None:
-        return _build(path, "official", extrinsics, intrinsics, _check_size(path, stored))
+        return _build(path, "official", extrinsics, intrinsics, _parse_size(path, stored))
     if image_size is None:
         logger.info("%s records no image size; assuming the official %dx%d", path, *OFFICIAL_IMAGE_SIZE)
     return _build(path, "official", extrinsics, intrinsics, image_size or OFFICIAL_IMAGE_SIZE)
@@ -277,23 +279,24 @@ def _transforms_intrinsics(path: Path, frame: dict, top: dict, index: int,
     w, h = get("w"), get("h")
     size = (int(h), int(w)) if w is not None and h is not None else None
     fl_x = get("fl_x")
-    if fl_x is None and get("camera_angle_x") is not None:
+    if fl_x is None and (angle_x := get("camera_angle_x")) is not None:
         if w is None:
             raise _error(path, f"frames[{index}]", "has 'camera_angle_x' but no 'w'", "add the image width 'w'")
-        fl_x = 0.5 * w / math.tan(0.5 * get("camera_angle_x"))
+        fl_x = 0.5 * w / math.tan(0.5 * angle_x)
     if fl_x is None:
         raise _error(path, f"frames[{index}]", "missing key 'fl_x' (focal length in pixels)",
                      "add 'fl_x' (and 'fl_y', 'cx', 'cy', 'w', 'h') globally or per frame")
     fl_y = get("fl_y")
-    if fl_y is None and get("camera_angle_y") is not None and h is not None:
-        fl_y = 0.5 * h / math.tan(0.5 * get("camera_angle_y"))
+    if fl_y is None and (angle_y := get("camera_angle_y")) is not None and h is not None:
+        fl_y = 0.5 * h / math.tan(0.5 * angle_y)
     ref = size or image_size
     cx, cy = get("cx"), get("cy")
-    if (cx is None or cy is None) and ref is None:
-        raise _error(path, f"frames[{index}]", "missing 'cx'/'cy' and the image size",
-                     "add 'cx', 'cy' (or 'w', 'h'), or pass image_size")
-    cx = ref[1] / 2 if cx is None else cx
-    cy = ref[0] / 2 if cy is None else cy
+    if cx is None or cy is None:
+        if ref is None:
+            raise _error(path, f"frames[{index}]", "missing 'cx'/'cy' and the image size",
+                         "add 'cx', 'cy' (or 'w', 'h'), or pass image_size")
+        cx = ref[1] / 2 if cx is None else cx
+        cy = ref[0] / 2 if cy is None else cy
     k = np.array([[fl_x, 0.0, cx], [0.0, fl_y if fl_y is not None else fl_x, cy], [0.0, 0.0, 1.0]])
     return k, size
 
@@ -361,12 +364,12 @@ def _read_transforms(path: Path, image_size: tuple[int, int] | None, opengl: boo
     if len(sizes) > 1:
         raise _error(path, "fields 'w'/'h'", f"differ between frames ({sorted(s for s in sizes if s)})",
                      "use one image size for the whole sequence")
-    stored = sizes.pop()
-    if stored is None and image_size is None:
+    size = sizes.pop() or image_size
+    if size is None:
         raise _error(path, "", "records no image size ('w', 'h')",
                      "add 'w' and 'h' or pass image_size=(H, W) (`gen3r cameras convert --size HxW`)")
     extrinsics = np.linalg.inv(np.stack([f.c2w for f in frames]))
-    return _build(path, fmt, extrinsics, np.stack([f.K for f in frames]), stored or image_size)
+    return _build(path, fmt, extrinsics, np.stack([f.K for f in frames]), size)
 
 
 def _write_transforms(cameras: Cameras, path: Path, opengl: bool, image_names: Sequence[str] | None) -> None:
@@ -446,7 +449,8 @@ def read_re10k_lines(path: str | Path) -> list[Re10kLine]:
         if abs(np.linalg.det(w2c[:3, :3])) < 1e-8:
             raise _error(path, f"line {number}", "the 3x4 world-to-camera matrix is not invertible",
                          "write a rotation in r11..r33")
-        out.append(Re10kLine(tokens[0], tuple(values[1:5]), w2c))
+        fx, fy, cx, cy = values[1:5]
+        out.append(Re10kLine(tokens[0], (fx, fy, cx, cy), w2c))
     if not out:
         raise _error(path, "", "contains no camera lines", "write one line per frame after the URL line")
     return out

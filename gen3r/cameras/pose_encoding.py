@@ -17,6 +17,8 @@ direction picks the best-conditioned of four candidates and returns ``w >= 0``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -102,7 +104,7 @@ def matrix_to_quaternion(matrix: torch.Tensor) -> torch.Tensor:
     return torch.where(xyzw[..., 3:4] < 0, -xyzw, xyzw)
 
 
-def _check_size(image_size: tuple[int, int]) -> tuple[int, int]:
+def _check_size(image_size: Sequence[int]) -> tuple[int, int]:
     try:
         height, width = (int(v) for v in image_size)
     except (TypeError, ValueError):
@@ -113,7 +115,7 @@ def _check_size(image_size: tuple[int, int]) -> tuple[int, int]:
 
 
 def extri_intri_to_pose_encoding(extrinsics: torch.Tensor, intrinsics: torch.Tensor,
-                                 image_size: tuple[int, int]) -> torch.Tensor:
+                                 image_size: Sequence[int]) -> torch.Tensor:
     """Encode cameras as VGGT ``absT_quaR_FoV`` vectors.
 
     Args:
@@ -137,7 +139,7 @@ def extri_intri_to_pose_encoding(extrinsics: torch.Tensor, intrinsics: torch.Ten
 
 
 def pose_encoding_to_extri_intri(pose_encoding: torch.Tensor,
-                                 image_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+                                 image_size: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode VGGT ``absT_quaR_FoV`` vectors into cameras.
 
     Args:

@@ -29,7 +29,7 @@ def examples() -> dict[str, dict]:
 def register(sub: argparse._SubParsersAction) -> None:
     names = sorted(examples())
     p = sub.add_parser("demo", help="generate video + 3D geometry from a bundled example with the mini model",
-                       description=__doc__.split("\n\n")[1])
+                       description=__doc__.split("\n\n")[1] if __doc__ else None)
     p.add_argument("--example", choices=names, default="room", help="bundled example image (default room)")
     p.add_argument("--camera", default="orbit_left",
                    help="camera preset or camera file (default orbit_left; see `gen3r cameras list`)")
@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
                   prompt=example["caption"], num_inference_steps=args.steps,
                   generator=torch.Generator().manual_seed(args.seed))
     generated = time.perf_counter()
+    assert output is not None, "only context-parallel ranks other than 0 get no output"
     info = output.info
     settings = {"command": "demo", "example": args.example, "image": str(image), "checkpoint": checkpoint,
                 "camera": args.camera, "prompt": example["caption"], "seed": args.seed, "task": info["task"],

@@ -28,6 +28,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from PIL import Image
@@ -84,8 +85,8 @@ def _save_ground_truth(scene: Scene, path: Path) -> None:
 
 
 def _as_splits(scenes: Scenes, split: str) -> Mapping[str, Iterable[Scene]]:
-    if isinstance(scenes, Mapping):
-        return scenes
+    if isinstance(scenes, Mapping):  # a mapping is always split name -> scenes (never scenes as keys)
+        return cast(Mapping[str, Iterable[Scene]], scenes)
     if isinstance(scenes, Scene):
         return {split: [scenes]}
     return {split: scenes}

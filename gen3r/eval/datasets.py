@@ -47,6 +47,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -104,7 +105,7 @@ def read_split_file(path: str | Path) -> list[str]:
     return [s for s in (line.split("#", 1)[0].strip() for line in path.read_text().splitlines()) if s]
 
 
-def _read_json(path: Path) -> object:
+def _read_json(path: Path) -> Any:
     try:
         if path.suffix in (".jgz", ".gz"):
             with gzip.open(path, "rt") as f:
@@ -211,8 +212,9 @@ class SequenceReader(ABC):
             image = _read_rgb(frames[i].image)
             h, w = image.shape[:2]
             k = frames[i].K.copy()
-            if frames[i].size is not None and frames[i].size != (w, h):
-                sx, sy = w / frames[i].size[0], h / frames[i].size[1]
+            size = frames[i].size
+            if size is not None and size != (w, h):
+                sx, sy = w / size[0], h / size[1]
                 k[0] *= sx
                 k[1] *= sy
             if rgb and image.shape != rgb[0].shape:
@@ -226,6 +228,7 @@ class SequenceReader(ABC):
                             intrinsics=np.stack(ks), depth=depth, frame_ids=[frames[i].frame_id for i in idx])
 
     def _depth(self, frame: _Frame, hw: tuple[int, int]) -> np.ndarray:
+        assert frame.depth is not None, "load reads depth only when every frame has it"
         d = np.asarray(frame.depth(), dtype=np.float32)
         if d.shape != hw:
             raise Gen3RError(f"{self.dataset}: depth of {frame.image} has shape {d.shape}, image {hw}; "
@@ -552,7 +555,7 @@ def sample_sequences(names: Sequence[str], count: int, seed: int = 0) -> list[st
     if len(names) <= count:
         return list(names)
     pick = np.random.default_rng(seed).choice(len(names), size=count, replace=False)
-    return [names[i] for i in sorted(pick)]
+    return [names[int(i)] for i in sorted(pick)]
 
 
 class TooFewFrames(Gen3RError):

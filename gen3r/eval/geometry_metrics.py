@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.spatial import cKDTree
+from scipy.spatial import KDTree
 
 from gen3r.errors import Gen3RError
 
@@ -46,7 +46,7 @@ def _as_points(x: Any, name: str) -> np.ndarray:
 
 
 def _as_mask(mask: Any, points: np.ndarray, name: str) -> np.ndarray:
-    finite = np.isfinite(points).all(axis=-1)
+    finite = np.asarray(np.isfinite(points).all(axis=-1))
     if mask is None:
         return finite
     m = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
@@ -66,8 +66,8 @@ def _sample(points: np.ndarray, num_points: int, seed: int) -> np.ndarray:
 
 
 def nearest_distances(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Euclidean distance from every ``src`` point to its nearest ``dst`` point (cKDTree, all cores)."""
-    dist, _ = cKDTree(dst).query(src, k=1, workers=-1)
+    """Euclidean distance from every ``src`` point to its nearest ``dst`` point (KDTree, all cores)."""
+    dist, _ = KDTree(dst).query(src, k=1, workers=-1)
     return dist
 
 

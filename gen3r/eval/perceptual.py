@@ -29,6 +29,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -122,6 +123,9 @@ class LPIPS(nn.Module):
     returns ``(...)`` distances (0 for identical images, larger is more different).
     """
 
+    shift: torch.Tensor
+    scale: torch.Tensor
+
     def __init__(self, net: str = "alex") -> None:
         super().__init__()
         spec = _check_net(net)
@@ -129,10 +133,10 @@ class LPIPS(nn.Module):
         self.taps = spec.taps
         self.min_size = spec.min_size
         self.features = _build_features(spec)
-        channels = [self.features[i - 1].out_channels for i in spec.taps]
+        channels = [cast(nn.Conv2d, self.features[i - 1]).out_channels for i in spec.taps]
         self.lins = nn.ModuleList(nn.Conv2d(c, 1, 1, bias=False) for c in channels)
         for lin in self.lins:
-            nn.init.ones_(lin.weight)
+            nn.init.ones_(cast(nn.Conv2d, lin).weight)
         self.register_buffer("shift", torch.tensor(LPIPS_SHIFT).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("scale", torch.tensor(LPIPS_SCALE).view(1, 3, 1, 1), persistent=False)
         self.eval()
@@ -140,7 +144,7 @@ class LPIPS(nn.Module):
     @property
     def channels(self) -> list[int]:
         """Channel count of each of the five tapped layers."""
-        return [lin.in_channels for lin in self.lins]
+        return [cast(nn.Conv2d, lin).in_channels for lin in self.lins]
 
     def layer_features(self, images: torch.Tensor) -> list[torch.Tensor]:
         """The five tapped trunk activations of ``(N, 3, H, W)`` images in ``[0, 1]`` (before normalising)."""

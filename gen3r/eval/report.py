@@ -38,7 +38,8 @@ def _cell(value: float | None, decimals: int) -> str:
 def markdown_table(summary: Mapping[str, Mapping[str, Any]], config: Mapping[str, Any]) -> str:
     """The markdown text of ``results.md`` for ``summary`` (:func:`gen3r.eval.runner.summarize`)."""
     cond = "with" if config.get("camera_cond") else "without"
-    task = TASK_TITLES.get(config.get("task"), config.get("task"))
+    task_name = config.get("task")
+    task = TASK_TITLES.get(task_name, task_name) if task_name is not None else None
     lines = [f"# {config.get('dataset_label') or config.get('dataset')}: {task}, {cond} camera conditions", "",
              f"{len(config.get('sequences', []))} sequences, {config.get('num_frames')} frames at "
              f"{config.get('height')}x{config.get('width')}, {config.get('steps')} steps, guidance "

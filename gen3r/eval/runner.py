@@ -48,7 +48,7 @@ from gen3r.cameras import Cameras, resize_and_center_crop_params
 from gen3r.defaults import DEFAULT_NUM_FRAMES
 from gen3r.distributed import init_distributed
 from gen3r.errors import Gen3RError
-from gen3r.eval import lpips
+from gen3r.eval import LPIPS, lpips
 from gen3r.eval.camera_metrics import auc_from_errors, pose_auc
 from gen3r.eval.datasets import (
     Co3Dv2Reader,
@@ -323,7 +323,7 @@ def predict(pipe: Any, seq: EvalSequence, cfg: EvalConfig, methods: Sequence[str
 # ---------------------------------------------------------------------------------------- scoring
 
 def appearance_metrics(rgb: np.ndarray, gt: torch.Tensor,
-                       lpips_model: torch.nn.Module | None) -> dict[str, Any]:
+                       lpips_model: LPIPS | None) -> dict[str, Any]:
     """Mean over frames of PSNR / SSIM / LPIPS; ``rgb`` (n, H, W, 3), ``gt`` (n, 3, H, W) in [0, 1].
     Also ``psnr_frames``: the n per-frame PSNR values."""
     pred = torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2).double().clamp(0, 1)
@@ -354,6 +354,8 @@ def geometry_metrics(pred: Prediction, seq: EvalSequence, cfg: EvalConfig) -> di
     views), the alignment uses those frames and the predicted cloud is compared with the ground
     truth of the whole clip, so geometry the method did not produce lowers its completeness.
     """
+    assert pred.world_points is not None and pred.point_mask is not None, "Prediction sets point_mask with world_points"
+    assert seq.points is not None and seq.valid is not None, "prepare_sequence sets points and valid with depth"
     idx = pred.frames
     full = idx == list(range(seq.points.shape[0]))
     g_pts, g_mask = (seq.points, seq.valid) if full else (seq.points[idx], seq.valid[idx])
@@ -403,7 +405,7 @@ def camera_metrics(extrinsics: np.ndarray, gt_w2c: np.ndarray) -> tuple[dict[str
 
 
 def score_prediction(pred: Prediction, seq: EvalSequence, cfg: EvalConfig,
-                     lpips_model: torch.nn.Module | None = None) -> dict[str, Any]:
+                     lpips_model: LPIPS | None = None) -> dict[str, Any]:
     """All metrics of one prediction: ``metrics`` (None where not applicable), ``pose_errors``, ``errors``.
 
     Appearance: frames of ``cfg.appearance_indices()`` the prediction covers. Geometry: needs
@@ -421,6 +423,7 @@ def score_prediction(pred: Prediction, seq: EvalSequence, cfg: EvalConfig,
         frame_psnr = dict(zip((str(i) for i in frames), appearance.pop("psnr_frames")))
         metrics.update(appearance)
     if pred.depth is not None and seq.depth is not None:
+        assert seq.valid is not None, "prepare_sequence sets valid with depth"
         try:
             metrics["depth_abs_rel"] = depth_abs_rel(pred.depth, seq.depth[pred.frames], seq.valid[pred.frames])
         except Gen3RError as exc:
@@ -608,7 +611,7 @@ def plan_run(dataset_reader: SequenceReader, task: str, out_dir: str | Path, *, 
 
 
 def evaluate(pipe: Any, dataset_reader: SequenceReader, task: str, out_dir: str | Path, *,
-             lpips_model: torch.nn.Module | None = None, plan: EvalPlan | None = None,
+             lpips_model: LPIPS | None = None, plan: EvalPlan | None = None,
              **options: Any) -> dict[str, dict[str, Any]]:
     """Evaluate ``pipe`` (a :class:`~gen3r.pipeline.Gen3RPipeline`) on a dataset; see the module docstring.
 
@@ -698,7 +701,7 @@ def merge_rank_records(out_dir: str | Path, names: Sequence[str]) -> int:
 
 
 def _evaluate_sequence(pipe: Any, reader: SequenceReader, name: str, cfg: EvalConfig, methods: Sequence[str],
-                       lpips_model: torch.nn.Module | None) -> list[dict[str, Any]]:
+                       lpips_model: LPIPS | None) -> list[dict[str, Any]]:
     """Records of one sequence; a sequence too short for the clip yields ``skipped`` records (reason
     :data:`TOO_FEW_FRAMES`); any other data problem is an error (see :func:`check_readable`)."""
     base = {"sequence": name, "task": cfg.task}

@@ -13,6 +13,9 @@ multiply-adds are formed and squared distances are bit-identical to ``dx*dx + dy
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -28,6 +31,11 @@ _VF = ir.VectorType(_F64, LANES)
 _VI32 = ir.VectorType(_I32, LANES)
 _VI64 = ir.VectorType(_I64, LANES)
 _MASK = ir.VectorType(ir.IntType(1), LANES)
+
+
+def _intrinsic(func: Callable[..., Any]) -> Callable[..., Any]:
+    """numba's ``@intrinsic``, typed as jitted code calls the result: without the ``typingctx`` argument."""
+    return intrinsic(func)
 
 
 def _splat(builder: ir.IRBuilder, value: ir.Value, vtype: ir.VectorType) -> ir.Value:
@@ -51,7 +59,7 @@ def _load8(builder: ir.IRBuilder, data: ir.Value, index: ir.Value) -> ir.Value:
     return builder.load(builder.bitcast(builder.gep(data, [index]), _VF.as_pointer()), align=8)
 
 
-@intrinsic
+@_intrinsic
 def scan8(typingctx, xs, ys, zs, t, m, qx, qy, qz, tau, d, n):
     """Append to ``d[n:]`` the squared distances ``<= tau`` from ``q`` to points ``t .. t+min(m, 8)-1``.
 
@@ -82,7 +90,7 @@ def scan8(typingctx, xs, ys, zs, t, m, qx, qy, qz, tau, d, n):
     return sig, codegen
 
 
-@intrinsic
+@_intrinsic
 def select_small(typingctx, d, n, k):
     """``(k-th smallest, sum of sqrt of the k smallest)`` of ``d[:n]``, for ``k <= n``.
 
@@ -141,7 +149,7 @@ def select_small(typingctx, d, n, k):
     return sig, codegen
 
 
-@intrinsic
+@_intrinsic
 def split8(typingctx, src, t, m, threshold, low, n_low, high, n_high):
     """Append lanes ``t .. t+min(m, 8)-1`` of ``src`` to ``low`` (values ``<= threshold``) or
     ``high`` (the others), each in order; returns the new ``(n_low, n_high)``.

@@ -8,6 +8,8 @@ scatters its points in order, so the sort is stable.
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import numpy as np
 from numba import get_num_threads, njit, prange
 
@@ -50,7 +52,19 @@ def _iota(out):
         out[i] = i
 
 
-def argsort_keys(keys: np.ndarray, return_sorted: bool = False):
+@overload
+def argsort_keys(keys: np.ndarray, return_sorted: Literal[False] = False) -> np.ndarray: ...
+
+
+@overload
+def argsort_keys(keys: np.ndarray, return_sorted: Literal[True]) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@overload
+def argsort_keys(keys: np.ndarray, return_sorted: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]: ...
+
+
+def argsort_keys(keys: np.ndarray, return_sorted: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Stable argsort (int64 indices) of 1-D non-negative integer ``keys``.
 
     Equal to ``np.argsort(keys, kind="stable")``; with ``return_sorted`` also returns

@@ -17,6 +17,7 @@ unprojected depth points of all frames (float32) and the decoded RGB clipped to 
 from __future__ import annotations
 
 import logging
+from typing import overload
 
 import numpy as np
 from numba import njit, prange
@@ -148,6 +149,21 @@ def _voxel_keys(points: np.ndarray, lo: np.ndarray, hi: np.ndarray, voxel_size: 
     keys = np.empty(points.shape[0], dtype=np.int64)
     _voxel_keys_kernel(points, np.asarray(min_bound, dtype=np.float64), float(voxel_size), cell_min, dims, keys)
     return keys
+
+
+@overload
+def voxel_downsample(points: ArrayLike, colors: None = None, voxel_size: float = 0.005,
+                     min_bound: ArrayLike | None = None) -> tuple[np.ndarray, None]: ...
+
+
+@overload
+def voxel_downsample(points: ArrayLike, colors: ArrayLike, voxel_size: float = 0.005,
+                     min_bound: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@overload
+def voxel_downsample(points: ArrayLike, colors: ArrayLike | None = None, voxel_size: float = 0.005,
+                     min_bound: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray | None]: ...
 
 
 def voxel_downsample(

@@ -14,6 +14,8 @@ Conventions
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import numpy as np
 
 from gen3r.errors import Gen3RError
@@ -114,6 +116,21 @@ def _unproject_frame(
     t_c2w = -np.matmul(rot_c2w, extrinsic[:3, 3:])[:, 0]
     np.matmul(cam.reshape(-1, 3), rot_c2w.T.astype(np.float64), out=out.reshape(-1, 3))
     out += t_c2w.astype(np.float64)
+
+
+@overload
+def unproject_depth(depth: ArrayLike, extrinsics: ArrayLike, intrinsics: ArrayLike, return_mask: Literal[False] = False,
+                    min_max_depth_mask: bool = True) -> np.ndarray: ...
+
+
+@overload
+def unproject_depth(depth: ArrayLike, extrinsics: ArrayLike, intrinsics: ArrayLike, return_mask: Literal[True],
+                    min_max_depth_mask: bool = True) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@overload
+def unproject_depth(depth: ArrayLike, extrinsics: ArrayLike, intrinsics: ArrayLike, return_mask: bool = False,
+                    min_max_depth_mask: bool = True) -> np.ndarray | tuple[np.ndarray, np.ndarray]: ...
 
 
 def unproject_depth(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -93,7 +94,7 @@ def write_depth_npz(path: str | Path, depth: np.ndarray, confidence: np.ndarray 
         arrays["mask"] = np.asarray(mask, dtype=bool)
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez_compressed(fh, **arrays)
+        np.savez_compressed(fh, allow_pickle=False, **arrays)
     return path
 
 
@@ -178,6 +179,7 @@ def write_glb(path: str | Path, points: np.ndarray, colors: np.ndarray | None = 
     glTF is y-up/right-handed: coordinates are written as given (OpenCV world), matching the PLY.
     """
     import trimesh
+    from trimesh.path import Path3D
 
     points = np.asarray(points, dtype=np.float32).reshape(-1, 3)
     geoms = []
@@ -189,12 +191,16 @@ def write_glb(path: str | Path, points: np.ndarray, colors: np.ndarray | None = 
         geoms.append(trimesh.PointCloud(points, colors=rgba))
     if cameras is not None and len(cameras):
         extent = float(np.linalg.norm(np.ptp(points, axis=0))) if len(points) > 1 else 0.0
-        path3d = trimesh.load_path(camera_frustum_segments(cameras, scale=0.04 * extent if extent > 0 else None))
+        segments = camera_frustum_segments(cameras, scale=0.04 * extent if extent > 0 else None)
+        path3d = cast(Path3D, trimesh.load_path(segments))  # (n, 2, 3) segments load as a Path3D
         path3d.colors = np.tile(np.array([[255, 64, 64, 255]], np.uint8), (len(path3d.entities), 1))
         geoms.append(path3d)
     if not geoms:
         raise Gen3RError("nothing to write into the GLB (no points and no cameras)")
-    data = _unlit_materials(trimesh.Scene(geoms).export(file_type="glb"))
+    glb = trimesh.Scene(geoms).export(file_type="glb")
+    if not isinstance(glb, bytes):
+        raise Gen3RError("the GLB writer produced no bytes; report this as a bug")
+    data = _unlit_materials(glb)
     path = Path(path)
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

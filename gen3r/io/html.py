@@ -13,6 +13,7 @@ import html
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -79,7 +80,8 @@ def export_html(folder: str | Path, output: str | Path | None = None, max_points
     if output.is_dir():
         raise Gen3RError(f"--output {output} is a folder; pass a file name such as {output / HTML_NAME}")
     fig = scene_figure(scene, max_points=max_points)
-    shown_points = len(fig.data[0].x)
+    points_trace: Any = fig.data[0]  # plotly's traces are untyped; the first one holds the points
+    shown_points = len(points_trace.x)
     plot = fig.to_html(include_plotlyjs=True, full_html=False, div_id="scene", default_height="100%",
                        config={"displaylogo": False, "responsive": True})
     settings = {}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gen3r.cameras import load_cameras
+from gen3r.cameras import Cameras, load_cameras
 from gen3r.errors import Gen3RError
 from gen3r.geometry import unproject_depth
 
@@ -44,7 +44,7 @@ class OutputScene:
     """
 
     folder: Path
-    cameras: object
+    cameras: Cameras
     frames: np.ndarray
     depth: np.ndarray | None
     confidence: np.ndarray | None
@@ -81,6 +81,7 @@ class OutputScene:
                             ("max_depth_percentile", max_depth_percentile)):
             if not 0 <= value <= 100:
                 raise Gen3RError(f"{name} must be between 0 and 100, got {value}")
+        assert self.mask is not None and self.depth is not None, "load_output reads them with frame_points"
         keep = self.mask.copy()
         if min_confidence_percentile > 0 and self.confidence is not None:
             keep &= self.confidence >= np.percentile(self.confidence[self.mask], min_confidence_percentile)

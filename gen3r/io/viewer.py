@@ -125,7 +125,7 @@ class SceneViewer:
         self.frustums[previous].color = CAMERA_COLOR
         self.frustums[index].color = HIGHLIGHT_COLOR
         self.frame_image.image = _resize(self.scene.frames[index], 256)
-        if self.depth_image is not None:
+        if self.depth_image is not None and self.depth_images is not None:
             self.depth_image.image = _resize(self.depth_images[index], 256)
         if int(self.frame_slider.value) != index:
             self.frame_slider.value = index

@@ -63,6 +63,7 @@ def sample_trajectory(rng: np.random.Generator, layout: Layout, name: str, num_f
 
 def _indoor_box(layout: Layout) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper corners (3,) of the region indoor cameras may occupy."""
+    assert isinstance(layout.background, Room), "indoor trajectories are drawn for rooms only"
     size = layout.background.size
     lo = np.array([WALL_MARGIN, WALL_MARGIN, MIN_INDOOR_EYE_HEIGHT])
     hi = np.array([size[0] - WALL_MARGIN, size[1] - WALL_MARGIN, max(size[2] - WALL_MARGIN, lo[2])])
