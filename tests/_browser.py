@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests._tiny import ROOT
+
 ARTIFACTS = Path(os.environ.get("GEN3R_TEST_ARTIFACTS", ROOT / "test-artifacts"))
 LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:", "http://127.0.0.1", "ws://127.0.0.1", "http://localhost")
 

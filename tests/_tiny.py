@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+ROOT = Path(__file__).resolve().parents[1]  # the repository
 DATA = Path(__file__).parent / "data"
 TINY = DATA / "official-tiny"
 TINY_CHECKPOINT = TINY / "checkpoint"
@@ -142,6 +143,5 @@ def torchrun(args: list[str], nproc: int = 2):
     import sys
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    root = Path(__file__).resolve().parents[1]
     return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-                           "-m", "gen3r.cli", *args], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+                           "-m", "gen3r.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

@@ -16,8 +16,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from _tiny import TINY  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
+
+from tests._tiny import TINY  # noqa: E402
 
 # Test models are tiny: one intra-op thread is several times faster than two on a shared 2-core
 # machine and avoids oversubscription under xdist (2 workers).

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _tiny import free_port
 
 from gen3r.errors import Gen3RError
+from tests._tiny import ROOT, TINY_CHECKPOINT, free_port
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "gen3r" / "assets" / "examples" / "room.png"
+EXAMPLE = ROOT / "gen3r" / "assets" / "examples" / "room.png"
 
 
 @pytest.fixture(scope="module")
@@ -110,9 +110,8 @@ def test_short_video_is_refused(app, tmp_path):
 def test_app_in_a_browser(app):
     """Upload an image, run (the model's own 25 steps), the video and the 3D view appear, a download
     link serves the file; a run without uploads shows the one-line error."""
-    from _browser import browser, drawn_fraction, wait_until_drawn
-
     from gen3r.app import launch
+    from tests._browser import browser, drawn_fraction, wait_until_drawn
 
     port = free_port()
     ui = launch(app, port=port, block=False, examples=[(str(EXAMPLE), "a room")])
@@ -191,7 +190,7 @@ def test_app_runs_any_checkpoint(tmp_path):
     from gen3r.app import Gen3RApp
     from gen3r.pipeline import Gen3RPipeline
 
-    fixture = Path(__file__).resolve().parent / "data" / "official-tiny" / "checkpoint"
+    fixture = TINY_CHECKPOINT
     pipe = Gen3RPipeline.from_pretrained(fixture)
     pipe.call_defaults.update(num_frames=5, height=112, width=112)
     result = Gen3RApp(pipe, tmp_path).generate(str(EXAMPLE), None, None, steps=1)

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from gen3r.cli.main import main as gen3r
+from tests._tiny import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ["train", "vae", "--preset", "smoke", "--max-steps", "10"]
 
 

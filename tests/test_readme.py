@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 
 from gen3r.cli.main import build_parser, main
+from tests._tiny import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "data" / "official-tiny" / "checkpoint"
 EXAMPLE = ROOT / "gen3r" / "assets" / "examples" / "room.png"
 SMALL = ["--frames", "5", "--height", "112", "--width", "112", "--steps", "2"]

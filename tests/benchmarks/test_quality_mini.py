@@ -6,13 +6,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import pytest
 
 from gen3r.cli.main import main as gen3r
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests._tiny import ROOT
 
 
 def _benchmark():

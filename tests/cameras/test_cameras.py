@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from _tiny import tensor_stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
@@ -29,6 +28,7 @@ from gen3r.cameras import (
     resize_and_center_crop_params,
 )
 from gen3r.errors import Gen3RError
+from tests._tiny import tensor_stats
 
 SETTINGS = settings(max_examples=25, deadline=None)
 

@@ -18,13 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _tiny import export_small_output, free_port
 
 from gen3r.cli import eval as cli_eval
 from gen3r.cli.main import main
-
-CKPT = Path(__file__).parent / "data" / "official-tiny" / "checkpoint"
-
+from tests._tiny import TINY_CHECKPOINT as CKPT
+from tests._tiny import export_small_output, free_port
 
 # ------------------------------------------------------------------------------------------ helpers
 

@@ -17,8 +17,8 @@ import torch
 from safetensors.torch import load_file
 
 from gen3r.cli.main import main
+from tests._tiny import TINY_CHECKPOINT
 
-CKPT = Path(__file__).parent / "data" / "official-tiny" / "checkpoint"
 COMPONENTS = ("text_encoder", "clip_image_encoder", "transformer", "wan_vae", "geo_adapter", "vggt")
 PROMPT = "a quiet stone courtyard with arches and a small fountain, soft morning light"
 
@@ -27,15 +27,15 @@ PROMPT = "a quiet stone courtyard with arches and a small fountain, soft morning
 def official():
     from gen3r.pipeline import Gen3RPipeline
 
-    return Gen3RPipeline.from_pretrained(CKPT)
+    return Gen3RPipeline.from_pretrained(TINY_CHECKPOINT)
 
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("convert")
     out = {"fp32": root / "fp32", "fp16": root / "fp16"}
-    assert main(["convert", str(CKPT), str(out["fp32"])]) == 0
-    assert main(["convert", str(CKPT), str(out["fp16"]), "--dtype", "fp16"]) == 0
+    assert main(["convert", str(TINY_CHECKPOINT), str(out["fp32"])]) == 0
+    assert main(["convert", str(TINY_CHECKPOINT), str(out["fp16"]), "--dtype", "fp16"]) == 0
     return out
 
 
@@ -74,7 +74,7 @@ def official_fp16():
     """The reference for ``--dtype fp16``: the official folder loaded with ``torch_dtype=float16``."""
     from gen3r.pipeline import Gen3RPipeline
 
-    return Gen3RPipeline.from_pretrained(CKPT, torch_dtype=torch.float16)
+    return Gen3RPipeline.from_pretrained(TINY_CHECKPOINT, torch_dtype=torch.float16)
 
 
 def _same_tensors(ours: dict[str, torch.Tensor], ref: dict[str, torch.Tensor], what: str) -> None:
@@ -142,7 +142,7 @@ def test_non_empty_output_needs_overwrite(tmp_path: Path, capsys: pytest.Capture
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    assert main(["convert", str(CKPT), str(out)]) == 2
+    assert main(["convert", str(TINY_CHECKPOINT), str(out)]) == 2
     assert "--overwrite" in _one_line_error(capsys)
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
 
@@ -151,7 +151,7 @@ def test_incomplete_checkpoint_leaves_no_output(tmp_path: Path, capsys: pytest.C
     import shutil
 
     broken = tmp_path / "broken"
-    shutil.copytree(CKPT, broken)
+    shutil.copytree(TINY_CHECKPOINT, broken)
     (broken / "vggt" / "model.safetensors").unlink()
     out = tmp_path / "out"
     assert main(["convert", str(broken), str(out)]) == 2
@@ -164,6 +164,6 @@ def test_incomplete_checkpoint_leaves_no_output(tmp_path: Path, capsys: pytest.C
 def test_output_path_that_is_a_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "out"
     out.write_text("not a folder")
-    assert main(["convert", str(CKPT), str(out)]) == 2
+    assert main(["convert", str(TINY_CHECKPOINT), str(out)]) == 2
     assert "out" in _one_line_error(capsys)
     assert out.read_text() == "not a folder"

@@ -16,8 +16,8 @@ from gen3r.cli.main import main
 from gen3r.data.procedural import render_scene
 from gen3r.data.writers import write_nerfstudio, write_re10k
 from gen3r.pipeline import Gen3RPipeline
+from tests._tiny import TINY_CHECKPOINT as CKPT
 
-CKPT = Path(__file__).parent / "data" / "official-tiny" / "checkpoint"
 SMALL = ["--frames", "5", "--height", "112", "--width", "112", "--steps", "1", "--guidance", "1",
          "--num-points", "500"]
 GEOMETRY_AND_CAMERA = ("accuracy", "completeness", "chamfer", "auc30", "auc15", "auc5", "rra30", "rta30")

@@ -16,16 +16,16 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from gen3r.cli.main import main
+from tests._tiny import TINY
 
-DATA = Path(__file__).parent / "data" / "official-tiny"
-CKPT = DATA / "checkpoint"
+CKPT = TINY / "checkpoint"
 SMALL = ["--frames", "5", "--height", "112", "--width", "112", "--steps", "2"]
 
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
     folder = tmp_path_factory.mktemp("imgs")
-    frames = load_file(str(DATA / "inputs.safetensors"))["source_frames_uint8"].numpy()
+    frames = load_file(str(TINY / "inputs.safetensors"))["source_frames_uint8"].numpy()
     for i, f in enumerate(frames):
         Image.fromarray(f).save(folder / f"{i:03d}.png")
     return folder

@@ -12,12 +12,12 @@ import av
 import numpy as np
 import pytest
 import trimesh
-from _tiny import TINY_CHECKPOINT
 from PIL import Image
 from plyfile import PlyData
 from scipy.spatial.transform import Rotation
 
 from gen3r.cli.main import main
+from tests._tiny import TINY_CHECKPOINT
 
 SMALL = ["--frames", "5", "--height", "112", "--width", "112", "--steps", "1", "--guidance", "1"]
 

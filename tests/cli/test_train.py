@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -19,8 +18,8 @@ from gen3r.train.config import (
     load_config,
 )
 from gen3r.train.loop import grad_clip_value, list_checkpoints, lr_factor
+from tests._tiny import TINY_CHECKPOINT
 
-CHECKPOINT = Path(__file__).parent / "data" / "official-tiny" / "checkpoint"
 TINY_DATA = {"num_frames": 1, "height": 112, "width": 112, "batch_size": 1,
              "procedural": {"num_scenes": 2, "render_frames": 5, "kind": "indoor"}}
 
@@ -66,7 +65,7 @@ def test_schedules():
 def test_bad_configs_exit_2_with_one_line(tmp_path, capsys, data, message):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(data))
-    assert main(["train", "dit", "--config", str(path), "--checkpoint", str(CHECKPOINT)]) == 2
+    assert main(["train", "dit", "--config", str(path), "--checkpoint", str(TINY_CHECKPOINT)]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and err.startswith("gen3r: error:")
 
@@ -95,7 +94,7 @@ def test_cli_trains_both_stages_and_resumes(tmp_path):
     cfg.write_text(json.dumps({"data": {**official, "root": str(tmp_path / "data")}, "save_every": 1,
                                "log_every": 1}))
     out = tmp_path / "dit"
-    args = ["train", "dit", "--config", str(cfg), "--checkpoint", str(CHECKPOINT), "--out", str(out)]
+    args = ["train", "dit", "--config", str(cfg), "--checkpoint", str(TINY_CHECKPOINT), "--out", str(out)]
     assert main([*args, "--max-steps", "1"]) == 0
     assert [p.name for p in list_checkpoints(out)] == ["checkpoint-0000001"]
     assert main([*args, "--max-steps", "1"]) == 2  # refuses to start over a run
@@ -108,7 +107,7 @@ def test_cli_trains_both_stages_and_resumes(tmp_path):
 
     cfg.write_text(json.dumps({"data": {**TINY_DATA, "height": 56, "width": 56}}))
     out = tmp_path / "adapter"
-    assert main(["train", "adapter", "--config", str(cfg), "--checkpoint", str(CHECKPOINT), "--out", str(out),
+    assert main(["train", "adapter", "--config", str(cfg), "--checkpoint", str(TINY_CHECKPOINT), "--out", str(out),
                  "--max-steps", "1"]) == 0
     assert (list_checkpoints(out)[-1] / "geo_adapter" / "config.json").is_file()
     logged = json.loads((out / "metrics.jsonl").read_text())

@@ -14,8 +14,8 @@ from gen3r.cli import eval as cli_eval
 from gen3r.cli.main import main
 from gen3r.data.procedural import render_scene
 from gen3r.data.writers import write_nerfstudio, write_re10k
+from tests._tiny import TINY_CHECKPOINT
 
-CKPT = Path(__file__).parent / "data" / "official-tiny" / "checkpoint"
 SMALL = ["--frames", "5", "--height", "112", "--width", "112", "--steps", "1", "--guidance", "1",
          "--num-points", "300", "--baselines", "none"]
 
@@ -56,7 +56,7 @@ def _damage(root: Path, case: str) -> tuple[str, str]:
 
 def _args(root, dataset, out, *extra):
     return ["eval", "--task", "1view", "--dataset", dataset, "--root", str(root / dataset), "--checkpoint",
-            str(CKPT), "--out", str(out), *SMALL, *extra]
+            str(TINY_CHECKPOINT), "--out", str(out), *SMALL, *extra]
 
 
 @pytest.mark.parametrize("case", ["short_line", "missing_frames", "not_images", "bad_json", "no_images"])
@@ -92,10 +92,10 @@ def test_skip_unreadable_records_the_reason_and_retries_after_the_fix(clean, tmp
     table = (out / "results.md").read_text()
     assert "| Ours | 2 |" in table and "Skipped" not in table
     config = json.loads((out / "config.json").read_text())
-    assert config["checkpoint"] == str(CKPT)
+    assert config["checkpoint"] == str(TINY_CHECKPOINT)
     assert main(_args(root, "re10k", out)) == 0  # nothing left to do: no model, same table, same checkpoint
     assert (out / "results.md").read_text() == table
-    assert json.loads((out / "config.json").read_text())["checkpoint"] == str(CKPT)
+    assert json.loads((out / "config.json").read_text())["checkpoint"] == str(TINY_CHECKPOINT)
     assert "None" not in (out / "results.md").read_text().split("\n\n")[1]
 
 

@@ -6,13 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from _tiny import torchrun
-
 from gen3r.cli.main import main as gen3r
 from gen3r.data.cache import write_eval_layout
 from gen3r.eval.runner import latest_records, merge_rank_records
+from tests._tiny import ROOT, torchrun
 
-ROOT = Path(__file__).resolve().parents[1]
 CKPT = ROOT / "tests" / "data" / "official-tiny" / "checkpoint"
 
 

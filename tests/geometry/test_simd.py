@@ -18,8 +18,8 @@ from numba import njit
 from numba.core.registry import cpu_target
 
 from gen3r.geometry._simd import LANES, scan8, select_small, split8
+from tests._tiny import ROOT as REPO
 
-REPO = Path(__file__).resolve().parents[1]
 SENTINEL = -7.25  # never a squared distance: marks entries a kernel must not write
 
 
@@ -257,6 +257,7 @@ from scipy.spatial import cKDTree
 
 from gen3r.geometry import knn
 from gen3r.geometry._simd import scan8, select_small, split8
+from tests._tiny import ROOT
 
 
 @njit

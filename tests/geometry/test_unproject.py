@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -11,8 +9,8 @@ from safetensors.numpy import load_file
 
 from gen3r.errors import Gen3RError
 from gen3r.geometry import depth_validity_mask, unproject_depth
+from tests._tiny import TINY
 
-FIXTURE = Path(__file__).parent / "data" / "official-tiny"
 TASKS = ["1view", "2view", "allview"]
 
 
@@ -92,7 +90,7 @@ def test_parity_with_official_points(task: str) -> None:
     """pcds__s4 holds the official points at pixels (u, v) = (4j, 4i); depth__s2[::2, ::2] is the
     depth there. Unprojecting that 28x28 depth with fx, fy, cx, cy divided by 4 uses exactly the
     official pixel coordinates: (j - cx/4) d / (fx/4) == (4j - cx) d / fx bit for bit (a power of two)."""
-    ref = load_file(str(FIXTURE / f"task_{task}.safetensors"))
+    ref = load_file(str(TINY / f"task_{task}.safetensors"))
     depth = ref["depth_maps__s2"][0, :, ::2, ::2]
     k = ref["camera_intrinsics"][0].copy()
     k[:, :2, :] /= 4.0
@@ -108,7 +106,7 @@ def test_parity_with_official_points(task: str) -> None:
 def test_mask_matches_official_mask_pattern(task: str) -> None:
     """The official mask is an open depth interval per frame; ours on the strided depth (whose
     percentiles differ slightly from the full-resolution ones) agrees on >= 99.5 % of pixels."""
-    ref = load_file(str(FIXTURE / f"task_{task}.safetensors"))
+    ref = load_file(str(TINY / f"task_{task}.safetensors"))
     depth = ref["depth_maps__s2"][0, ..., 0]
     official = ref["point_masks__s2"][0].astype(bool)
     for f in range(depth.shape[0]):
@@ -121,7 +119,7 @@ def test_mask_matches_official_mask_pattern(task: str) -> None:
 def test_mask_count_matches_official_full_resolution_count() -> None:
     """Per 112x112 frame the official mask keeps 12280 pixels (stats of the full mask); with
     distinct depths our percentile rule keeps exactly as many: 13 at/below P0.1, 251 at/above P98."""
-    stats = load_file(str(FIXTURE / "task_1view.safetensors"))["point_masks__stats"]
+    stats = load_file(str(TINY / "task_1view.safetensors"))["point_masks__stats"]
     rng = np.random.default_rng(0)
     depth = np.stack([rng.permutation(112 * 112).reshape(112, 112) for _ in range(9)]) * 1e-3 + 0.1
     assert depth_validity_mask(depth).sum() == int(stats[0]) == 9 * 12280

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
-from _browser import browser, coloured_fraction, drawn_fraction
-from _tiny import export_small_output
 
 from gen3r.cli.main import main as gen3r
+from tests._browser import browser, coloured_fraction, drawn_fraction
+from tests._tiny import ROOT, export_small_output
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +68,7 @@ def test_outputs_of_the_fixture_checkpoint_are_viewable(tmp_path):
     from gen3r.io.scene import load_output
     from gen3r.io.viewer import start
 
-    root = Path(__file__).resolve().parents[1]
+    root = ROOT
     out = tmp_path / "out"
     assert gen3r(["generate", str(root / "gen3r" / "assets" / "examples" / "room.png"), "--checkpoint",
                   str(root / "tests" / "data" / "official-tiny" / "checkpoint"), "--out", str(out),

@@ -8,9 +8,9 @@ import urllib.request
 import numpy as np
 import pytest
 import torch
-from _tiny import export_small_output, free_port
 
 from gen3r.errors import Gen3RError
+from tests._tiny import export_small_output, free_port
 
 
 @pytest.fixture()
@@ -176,7 +176,7 @@ def _viser_message_types(frame: bytes) -> list[str]:
 def test_viewer_in_a_browser(varied_dir):
     """Headless chromium connects; the point cloud and every frustum arrive over the websocket,
     the canvas shows coloured points, and playback moves the browser's camera to the generated ones."""
-    from _browser import browser, coloured_fraction
+    from tests._browser import browser, coloured_fraction
 
     server, viewer = _viewer(varied_dir)
     try:

@@ -8,7 +8,6 @@ import logging
 import pytest
 import torch
 import torch.nn.functional as F
-from _tiny import TINY_CHECKPOINT, WEIGHTS, official_manifest, rel_err, tensor_stats, tiny_arch, write_component_variant
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from safetensors.torch import load_file
 
@@ -19,6 +18,14 @@ from gen3r.models.geo_adapter import (
     GeometryAdapter,
     from_official_state_dict,
     to_official_state_dict,
+)
+from tests._tiny import (
+    TINY_CHECKPOINT,
+    WEIGHTS,
+    rel_err,
+    tensor_stats,
+    tiny_arch,
+    write_component_variant,
 )
 
 ADAPTER_DIR = TINY_CHECKPOINT / "geo_adapter"
@@ -219,15 +226,13 @@ def test_bad_config_raises(kwargs, match):
 
 
 # --------------------------------------------------------------------------- keys and loading
-def test_full_size_key_manifest_matches_official():
-    manifest = official_manifest("geo_adapter")
+def test_key_table_inverts_at_full_size():
+    """(The full-size key set itself: tests/models/test_loading_contract.py.)"""
     with torch.device("meta"):
         model = GeometryAdapter()
     ours = model.state_dict()
-    official = to_official_state_dict(ours)
-    assert {k: list(v.shape) for k, v in official.items()} == manifest["keys"]
-    assert sum(v.numel() for v in ours.values()) == manifest["num_elements"] == 317_844_304
-    assert set(from_official_state_dict(official)) == set(ours)
+    assert set(from_official_state_dict(to_official_state_dict(ours))) == set(ours)
+    assert sum(v.numel() for v in ours.values()) == 317_844_304  # the adapter size of the paper's release
 
 
 def test_to_official_rejects_unknown_key():
@@ -261,18 +266,6 @@ def test_load_unprefixed_training_form_drops_mean_std(tmp_path, adapter, caplog)
         assert torch.equal(model.state_dict()[key], value), key
 
 
-@pytest.mark.parametrize("mutate, match", [
-    (lambda s: s.pop("model.decoder.head.2.bias"), r"1 missing \[decoder\.conv_out\.bias\]"),
-    (lambda s: s.update({"model.decoder.extra.weight": torch.zeros(1)}),
-     r"1 unexpected \[model\.decoder\.extra\.weight\]"),
-    (lambda s: s.update({"model.conv2.bias": torch.zeros(17)}), r"shape-mismatched \[post_quant_conv\.bias"),
-])
-def test_strict_loading_lists_problems(tmp_path, mutate, match):
-    folder = write_component_variant(tmp_path, ADAPTER_DIR, WEIGHTS, mutate)
-    with pytest.raises(CheckpointError, match=match):
-        GeometryAdapter.load_official(folder)
-
-
 def test_load_official_config_mismatch_is_reported(tmp_path):
     folder = write_component_variant(tmp_path, ADAPTER_DIR, WEIGHTS)
     config = json.loads((folder / "config.json").read_text())
@@ -287,14 +280,11 @@ def test_load_official_missing_files(tmp_path):
     (folder / "config.json").unlink()
     with pytest.raises(CheckpointError, match="config.json"):
         GeometryAdapter.load_official(folder)
-    with pytest.raises(CheckpointError, match="does not exist"):
-        GeometryAdapter.load_official(tmp_path / "nowhere")
 
 
-def test_load_official_accepts_arch_and_dtype(adapter):
+def test_load_official_accepts_arch(adapter):
     arch = tiny_arch("geo_adapter")
-    model = GeometryAdapter.load_official(ADAPTER_DIR, arch=arch, torch_dtype=torch.bfloat16)
-    assert all(p.dtype == torch.bfloat16 for p in model.parameters())
+    model = GeometryAdapter.load_official(ADAPTER_DIR, arch=arch)
     assert {k: model.config[k] for k in arch["config.json"]} == arch["config.json"]
     flat = GeometryAdapter.load_official(ADAPTER_DIR, arch=arch["config.json"])
     assert flat.config.hidden_dim == adapter.config.hidden_dim

@@ -7,11 +7,10 @@ import logging
 import pytest
 import torch
 import torch.nn.functional as F
-from _tiny import TINY_CHECKPOINT, WEIGHTS, official_manifest, rel_err, tiny_arch, write_component_variant
 from safetensors.torch import load_file
 from transformers import CLIPVisionModel
 
-from gen3r.errors import CheckpointError, Gen3RError
+from gen3r.errors import Gen3RError
 from gen3r.models.image_encoder import (
     CLIP_MEAN,
     CLIP_STD,
@@ -24,6 +23,7 @@ from gen3r.models.image_encoder import (
     preprocess_clip_image,
     to_official_state_dict,
 )
+from tests._tiny import TINY_CHECKPOINT, WEIGHTS, official_manifest, rel_err, tiny_arch
 
 CLIP_DIR = TINY_CHECKPOINT / "clip_image_encoder"
 MAX_REL = 1e-4
@@ -113,43 +113,20 @@ def test_qkv_split_order(encoder):
     assert torch.equal(torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]), qkv)
 
 
-def test_full_size_keys_match_official_manifest():
+def test_dropped_official_tensors_at_full_size():
+    """The official file's text tower, logit scale and projection head are dropped on purpose (the
+    full-size key set of the rest: tests/models/test_loading_contract.py)."""
     manifest = official_manifest("clip_image_encoder")
     expected = manifest["keys"]
     assert len(expected) == manifest["num_tensors"] == 784
     dropped = {k for k in expected if k.startswith(DROPPED_PREFIXES) or k in DROPPED_KEYS}
     assert {k for k in dropped if not k.startswith("model.textual.")} == {"model.log_scale", "model.visual.head"}
     assert len(dropped) == 2 + sum(k.startswith("model.textual.") for k in expected) == 393
-    with torch.device("meta"):
-        model = build_image_encoder()
-    official = to_official_state_dict(model.state_dict())
-    assert {k: list(v.shape) for k, v in official.items()} == {k: v for k, v in expected.items() if k not in dropped}
     ours = from_official_state_dict({k: torch.empty(v, device="meta") for k, v in expected.items()})
-    assert {k: tuple(v.shape) for k, v in ours.items()} == {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert not any(key.startswith(("textual", "log_scale", "head")) for key in ours)
 
 
-# --- strict loading ------------------------------------------------------------------------------
-def _write_variant(tmp_path, edit):
-    return write_component_variant(tmp_path, CLIP_DIR, WEIGHTS, edit, copy=())  # weights only: no config.json
-
-
-def test_missing_key_raises(tmp_path, arch):
-    folder = _write_variant(tmp_path, lambda sd: sd.pop("model.visual.transformer.1.mlp.2.bias"))
-    with pytest.raises(CheckpointError, match=r"1 missing \[encoder\.layers\.1\.mlp\.fc2\.bias\]"):
-        load_official_image_encoder(folder, arch)
-
-
-def test_unexpected_key_raises(tmp_path, arch):
-    folder = _write_variant(tmp_path, lambda sd: sd.update({"model.visual.proj": torch.zeros(2)}))
-    with pytest.raises(CheckpointError, match=r"'model\.visual\.proj'"):
-        load_official_image_encoder(folder, arch)
-
-
-def test_shape_mismatch_raises(tmp_path, arch):
-    folder = _write_variant(tmp_path, lambda sd: sd.update({"model.visual.pre_norm.bias": torch.zeros(31)}))
-    with pytest.raises(CheckpointError, match=r"pre_layrnorm\.bias \(31,\) != \(32,\)"):
-        load_official_image_encoder(folder, arch)
-
+# --- arch and dtype ------------------------------------------------------------------------------
 
 def test_bad_arch_raises(arch):
     with pytest.raises(Gen3RError, match="unknown entries"):
@@ -158,9 +135,8 @@ def test_bad_arch_raises(arch):
         build_image_encoder({**arch, "activation": "quick_gelu"})
 
 
-def test_bfloat16_load(arch, frame0):
+def test_bfloat16_model_encodes_in_bfloat16(arch, frame0):
     model = load_official_image_encoder(CLIP_DIR, arch, torch_dtype=torch.bfloat16)
-    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
     with torch.no_grad():
         assert encode_image(model, frame0).dtype == torch.bfloat16
 

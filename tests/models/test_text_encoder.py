@@ -7,15 +7,6 @@ import math
 
 import pytest
 import torch
-from _tiny import (
-    TINY,
-    TINY_CHECKPOINT,
-    WEIGHTS,
-    official_manifest,
-    rel_err,
-    write_component_variant,
-    write_sharded_component,
-)
 from safetensors.torch import load_file
 from transformers import UMT5EncoderModel
 
@@ -31,6 +22,15 @@ from gen3r.models.text_encoder import (
     pad_prompt_embeds,
     to_official_state_dict,
     umt5_config_from_official,
+)
+from tests._tiny import (
+    TINY,
+    TINY_CHECKPOINT,
+    WEIGHTS,
+    official_manifest,
+    rel_err,
+    write_component_variant,
+    write_sharded_component,
 )
 
 TE_DIR = TINY_CHECKPOINT / "text_encoder"
@@ -133,15 +133,11 @@ def test_official_round_trip_is_identity():
     assert set(back) == set(official) and all(back[k] is official[k] for k in official)
 
 
-def test_full_size_keys_match_official_manifest():
+def test_official_config_is_the_released_one():
+    """(The full-size key set: tests/models/test_loading_contract.py.)"""
     manifest = official_manifest("text_encoder")
     assert {k: manifest["config"][k] for k in OFFICIAL_CONFIG} == OFFICIAL_CONFIG
-    with torch.device("meta"):
-        model = UMT5EncoderModel(umt5_config_from_official(manifest["config"]))
-    official = to_official_state_dict(model.state_dict())
-    expected = manifest["keys"]
-    assert len(expected) == manifest["num_tensors"] == 242
-    assert {k: list(v.shape) for k, v in official.items()} == expected
+    assert manifest["num_tensors"] == 242
 
 
 def test_shared_position_bias_config_is_rejected():
@@ -166,24 +162,6 @@ def test_sharded_folder_loads_like_single_file(tmp_path, encoder, tiny_inputs):
                                    rtol=0, atol=0)
 
 
-def test_missing_key_raises(tmp_path):
-    folder = _write_variant(tmp_path, lambda sd: sd.pop("blocks.1.ffn.fc1.weight"))
-    with pytest.raises(CheckpointError, match=r"1 missing \[encoder\.block\.1\.layer\.1\.DenseReluDense\.wi_1"):
-        load_official_text_encoder(folder)
-
-
-def test_unexpected_key_raises(tmp_path):
-    folder = _write_variant(tmp_path, lambda sd: sd.update({"pos_embedding.embedding.weight": torch.zeros(32, 4)}))
-    with pytest.raises(CheckpointError, match=r"'pos_embedding\.embedding\.weight'"):
-        load_official_text_encoder(folder)
-
-
-def test_shape_mismatch_raises(tmp_path):
-    folder = _write_variant(tmp_path, lambda sd: sd.update({"norm.weight": torch.ones(33)}))
-    with pytest.raises(CheckpointError, match=r"encoder\.final_layer_norm\.weight \(33,\) != \(32,\)"):
-        load_official_text_encoder(folder)
-
-
 def test_missing_config_and_tokenizer_raise(tmp_path):
     folder = _write_variant(tmp_path)
     (folder / "config.json").unlink()
@@ -191,11 +169,6 @@ def test_missing_config_and_tokenizer_raise(tmp_path):
         load_official_text_encoder(folder)
     with pytest.raises(CheckpointError, match="does not exist"):
         load_tokenizer(tmp_path / "no_tokenizer")
-
-
-def test_bfloat16_load():
-    model = load_official_text_encoder(TE_DIR, torch_dtype=torch.bfloat16)
-    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
 
 
 # --- transformers round trip ---------------------------------------------------------------------

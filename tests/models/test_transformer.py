@@ -7,16 +7,6 @@ from collections.abc import Callable, Mapping
 
 import pytest
 import torch
-from _tiny import (
-    TINY_CHECKPOINT,
-    WEIGHTS,
-    official_manifest,
-    rel_err,
-    tensor_stats,
-    tiny_arch,
-    write_component_variant,
-    write_sharded_component,
-)
 from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -30,6 +20,15 @@ from gen3r.models.transformer import (
     config_from_official,
     from_official_state_dict,
     to_official_state_dict,
+)
+from tests._tiny import (
+    TINY_CHECKPOINT,
+    WEIGHTS,
+    official_manifest,
+    rel_err,
+    tensor_stats,
+    tiny_arch,
+    write_sharded_component,
 )
 
 TRANSFORMER_DIR = TINY_CHECKPOINT / "transformer"
@@ -198,17 +197,12 @@ def test_shared_rope_property(ropes, frames, height, half_width):
 
 # ------------------------------------------------------------------ key mapping
 
-def test_full_size_key_mapping_matches_official_manifest():
-    config = config_from_official(MANIFEST["config"])
+def test_key_table_inverts_at_full_size():
+    """(The full-size key set itself: tests/models/test_loading_contract.py.)"""
     with torch.device("meta"):
-        model = Gen3RTransformer3DModel(**config)
-    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    official = {k: tuple(v) for k, v in MANIFEST["keys"].items()}
-    mapped = {k: tuple(v.shape) for k, v in to_official_state_dict(model.state_dict()).items()}
-    assert mapped == official
-    fake = {k: torch.empty(v, device="meta") for k, v in official.items()}
-    assert {k: tuple(v.shape) for k, v in from_official_state_dict(fake).items()} == ours
-    assert sum(p.numel() for p in model.parameters()) == MANIFEST["num_elements"]
+        model = Gen3RTransformer3DModel(**config_from_official(MANIFEST["config"]))
+    ours = model.state_dict()
+    assert from_official_state_dict(to_official_state_dict(ours)).keys() == ours.keys()
 
 
 def test_key_table_agrees_with_diffusers_converter():
@@ -236,20 +230,6 @@ def test_official_config_mapping():
 
 
 # ------------------------------------------------------------------ strict loading
-
-@pytest.mark.parametrize("edit, message", [
-    (lambda sd: sd.pop("blocks.1.cross_attn.k_img.weight"),
-     r"1 missing \[blocks\.1\.attn2\.add_k_proj\.weight\]"),
-    (lambda sd: sd.update({"blocks.0.self_attn.alpha": torch.zeros(1)}),
-     r"1 unexpected \[blocks\.0\.self_attn\.alpha\]"),
-    (lambda sd: sd.update({"patch_embedding.weight": torch.zeros(32, 32, 1, 2, 2)}),
-     r"1 shape-mismatched \[patch_embedding\.weight \(32, 32, 1, 2, 2\) != \(32, 36, 1, 2, 2\)\]"),
-])
-def test_strict_loading_lists_bad_keys(tmp_path, edit, message):
-    folder = write_component_variant(tmp_path, TRANSFORMER_DIR, WEIGHTS, edit)
-    with pytest.raises(CheckpointError, match=message):
-        Gen3RTransformer3DModel.load_official(folder, arch=ARCH)
-
 
 def test_loading_needs_config_and_weights(tmp_path):
     with pytest.raises(CheckpointError, match="config.json"):

@@ -12,9 +12,9 @@ import inspect
 import numpy as np
 import pytest
 import torch
-from _tiny import TINY_CHECKPOINT
 
 from gen3r.errors import Gen3RError
+from tests._tiny import TINY_CHECKPOINT
 
 SMALL = dict(num_frames=5, height=112, width=112, num_inference_steps=1, prompt="a room")
 

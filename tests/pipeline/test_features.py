@@ -5,8 +5,6 @@ Non-square sizes, F = 4k+1, batches, dtypes, memory options and windowed reconst
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -14,18 +12,17 @@ from safetensors.torch import load_file
 
 from gen3r.errors import Gen3RError
 from gen3r.pipeline import Gen3RPipeline
-
-DATA = Path(__file__).parent / "data" / "official-tiny"
+from tests._tiny import TINY
 
 
 @pytest.fixture(scope="module")
 def pipe():
-    return Gen3RPipeline.from_pretrained(DATA / "checkpoint")
+    return Gen3RPipeline.from_pretrained(TINY / "checkpoint")
 
 
 @pytest.fixture(scope="module")
 def video():
-    return load_file(str(DATA / "inputs.safetensors"))["control_video"]
+    return load_file(str(TINY / "inputs.safetensors"))["control_video"]
 
 
 def _run(pipe, images, **kw):
@@ -70,7 +67,7 @@ def test_seed_reproducible_and_latents_argument(pipe, video):
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_low_precision_runs(dtype, video):
-    low = Gen3RPipeline.from_pretrained(DATA / "checkpoint", torch_dtype=dtype)
+    low = Gen3RPipeline.from_pretrained(TINY / "checkpoint", torch_dtype=dtype)
     assert low.transformer.blocks[0].attn1.to_q.weight.dtype == dtype
     assert low.geo_adapter.decoder.conv_in.weight.dtype == dtype and low.vggt.camera_head is not None
     out = _run(low, video[:, :1], generator=torch.Generator().manual_seed(3))
@@ -79,9 +76,9 @@ def test_low_precision_runs(dtype, video):
 
 
 def test_group_offload_and_text_encoder_on_cpu_match(video):
-    ref_pipe = Gen3RPipeline.from_pretrained(DATA / "checkpoint")
+    ref_pipe = Gen3RPipeline.from_pretrained(TINY / "checkpoint")
     ref = _run(ref_pipe, video[:, :1], generator=torch.Generator().manual_seed(4))
-    off = Gen3RPipeline.from_pretrained(DATA / "checkpoint")
+    off = Gen3RPipeline.from_pretrained(TINY / "checkpoint")
     off.enable_offload("cpu")
     off.keep_text_encoder_on_cpu()
     got = _run(off, video[:, :1], generator=torch.Generator().manual_seed(4))
@@ -93,7 +90,7 @@ def test_vae_tiling_takes_the_tiled_path(pipe, video):
     from gen3r.models.wan_vae import decode_latents
 
     ref = _run(pipe, video[:, :1], generator=torch.Generator().manual_seed(5))
-    tiled = Gen3RPipeline.from_pretrained(DATA / "checkpoint")
+    tiled = Gen3RPipeline.from_pretrained(TINY / "checkpoint")
     tiled.enable_vae_tiling(tile_sample_min_height=64, tile_sample_min_width=64,
                             tile_sample_stride_height=48, tile_sample_stride_width=48)
     calls = []
@@ -133,7 +130,7 @@ def test_encode_decode_geometry_vae_only(pipe, video):
     assert post.mean.shape == (1, 16, 3, 14, 14)
     geo = pipe.decode_geometry(post.mean, 112, 112)
     assert geo["depth"].shape == (1, 9, 112, 112) and geo["extrinsics"].shape == (1, 9, 3, 4)
-    stages = load_file(str(DATA / "stages.safetensors"))
+    stages = load_file(str(TINY / "stages.safetensors"))
     torch.testing.assert_close(post.mean, stages["adapter_latent_mean"], rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(geo["extrinsics"], stages["decoded_extrinsic"], rtol=1e-4, atol=1e-4)
 

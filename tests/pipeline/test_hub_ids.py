@@ -12,8 +12,8 @@ import pytest
 from gen3r.cli.main import main
 from gen3r.errors import CheckpointError
 from gen3r.pipeline.loading import resolve_checkpoint
+from tests._tiny import TINY_CHECKPOINT
 
-TINY = Path(__file__).parent / "data" / "official-tiny" / "checkpoint"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
@@ -24,7 +24,7 @@ def hub_cache(tmp_path, monkeypatch):
 
     cache = tmp_path / "hub"
     repo = cache / "models--JaceyH919--Gen3R"
-    shutil.copytree(TINY, repo / "snapshots" / COMMIT)
+    shutil.copytree(TINY_CHECKPOINT, repo / "snapshots" / COMMIT)
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text(COMMIT)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
@@ -68,7 +68,7 @@ def test_missing_hub_id_offline_is_one_line_with_the_manual_download(hub_cache, 
 
 def test_local_folders_win_over_hub_ids(hub_cache, tmp_path, monkeypatch):
     local = tmp_path / "JaceyH919" / "Gen3R"
-    shutil.copytree(TINY, local)
+    shutil.copytree(TINY_CHECKPOINT, local)
     monkeypatch.chdir(tmp_path)
     assert resolve_checkpoint("JaceyH919/Gen3R") == Path("JaceyH919/Gen3R")
     assert resolve_checkpoint("checkpoints/missing/deeper") == Path("checkpoints/missing/deeper")  # not an id

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _tiny import torchrun
 
 from gen3r.cli.main import main as gen3r
+from tests._tiny import ROOT, torchrun
 
-ROOT = Path(__file__).resolve().parents[1]
 CKPT = ROOT / "tests" / "data" / "official-tiny" / "checkpoint"
 EXAMPLE = ROOT / "gen3r" / "assets" / "examples" / "room.png"
 SMALL = ["--frames", "5", "--height", "112", "--width", "112", "--steps", "2"]

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 import numpy as np
 import pytest
 import torch
-from _tiny import TINY_CHECKPOINT, strided_copies, tensor_stats
 
 from gen3r.pipeline import Gen3RPipeline
+from tests._tiny import TINY_CHECKPOINT, strided_copies, tensor_stats
 
 TASKS = {"1view": (0, "zoom_out"), "2view": (1, "free"), "allview": (2, "free")}
 PROMPT = "a quiet stone courtyard with arches and a small fountain, soft morning light"

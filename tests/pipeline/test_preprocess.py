@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import av
 import numpy as np
 import pytest
@@ -13,19 +11,18 @@ from safetensors.torch import load_file
 
 from gen3r.errors import Gen3RError
 from gen3r.pipeline.preprocess import as_frames, check_size, read_frames, read_image, read_video, resize_and_center_crop
-
-DATA = Path(__file__).parent / "data" / "official-tiny"
+from tests._tiny import TINY
 
 
 def test_resize_crop_matches_official_control_video():
-    inputs = load_file(str(DATA / "inputs.safetensors"))
+    inputs = load_file(str(TINY / "inputs.safetensors"))
     src = inputs["source_frames_uint8"].permute(0, 3, 1, 2).float() / 255  # (9, 3, 120, 136)
     out = resize_and_center_crop(src, 112, 112)
     torch.testing.assert_close(out[None], inputs["control_video"], rtol=1e-5, atol=1e-5)
 
 
 def test_as_frames_from_paths_equals_tensor(tmp_path):
-    inputs = load_file(str(DATA / "inputs.safetensors"))
+    inputs = load_file(str(TINY / "inputs.safetensors"))
     frames = inputs["source_frames_uint8"].numpy()
     paths = []
     for i in (0, 8):

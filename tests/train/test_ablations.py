@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from _tiny import small_scene_cache
 
 from gen3r.cli.main import main as gen3r
 from gen3r.errors import Gen3RError
 from gen3r.train.presets import PRESETS, preset
+from tests._tiny import small_scene_cache
 
 
 @pytest.fixture(scope="module")

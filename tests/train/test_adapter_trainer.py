@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,14 +14,14 @@ from gen3r.pipeline import Gen3RPipeline
 from gen3r.train.adapter_trainer import AdapterTargets, AdapterTrainer, train_adapter
 from gen3r.train.config import AdapterTrainConfig, DataConfig, OptimConfig, ProceduralDataConfig
 from gen3r.train.loop import list_checkpoints, lr_factor
+from tests._tiny import TINY_CHECKPOINT
 
-CHECKPOINT = Path(__file__).parent / "data" / "official-tiny" / "checkpoint"
 TERMS = ("image_token", "camera_token", "camera", "depth", "point", "similarity", "kl", "recon", "loss")
 
 
 @pytest.fixture(scope="module")
 def pipe():
-    return Gen3RPipeline.from_pretrained(CHECKPOINT)
+    return Gen3RPipeline.from_pretrained(TINY_CHECKPOINT)
 
 
 def _config(out, **kw) -> AdapterTrainConfig:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-CHECKPOINT = Path(__file__).parent / "data" / "official-tiny" / "checkpoint"
+from tests._tiny import ROOT, TINY_CHECKPOINT
 
 
 def worker(out: Path) -> None:
@@ -28,11 +28,11 @@ def worker(out: Path) -> None:
 
     torch.set_num_threads(1)
     cfg = AdapterTrainConfig(
-        checkpoint=str(CHECKPOINT), output_dir=str(out / "run"), max_steps=2, grad_accum_steps=1, save_every=0,
+        checkpoint=str(TINY_CHECKPOINT), output_dir=str(out / "run"), max_steps=2, grad_accum_steps=1, save_every=0,
         optim=OptimConfig(lr=1e-3),
         data=DataConfig(num_frames=5, height=56, width=56,
                         procedural=ProceduralDataConfig(num_scenes=4, render_frames=5, kind="indoor")))
-    pipe = load_pipeline(str(CHECKPOINT))  # shared by both stages
+    pipe = load_pipeline(str(TINY_CHECKPOINT))  # shared by both stages
     trainer = AdapterTrainer(cfg, pipeline=pipe)
     rank, world = trainer.dist.rank, trainer.dist.world_size
     initial = torch.cat([p.detach().flatten() for p in trainer.model.parameters()]).clone()
@@ -77,7 +77,7 @@ def _dit_step(out: Path, pipe) -> tuple[float, float]:
 
 @pytest.mark.slow
 def test_ddp_two_processes_keep_parameters_in_sync(tmp_path):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))  # this file imports tests.
     torchrun = Path(sys.executable).with_name("torchrun")
     proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", __file__, str(tmp_path)],
                           env=env, capture_output=True, text=True, timeout=180)

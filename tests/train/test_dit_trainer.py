@@ -4,7 +4,6 @@ flow-matching target and noising, loss, timestep stratification, overfitting, re
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,13 +15,12 @@ from gen3r.pipeline.tensors import randn
 from gen3r.train.config import DataConfig, DitTrainConfig, OptimConfig, ProceduralDataConfig
 from gen3r.train.dit_trainer import STREAMS, DitInputs, DitRandom, DitTrainer, flow_matching_loss, timestep_index_range
 from gen3r.train.loop import list_checkpoints, step_generator
-
-CHECKPOINT = Path(__file__).parent / "data" / "official-tiny" / "checkpoint"
+from tests._tiny import TINY_CHECKPOINT
 
 
 @pytest.fixture(scope="module")
 def pipe():
-    return Gen3RPipeline.from_pretrained(CHECKPOINT)
+    return Gen3RPipeline.from_pretrained(TINY_CHECKPOINT)
 
 
 def _config(out, **kw) -> DitTrainConfig:

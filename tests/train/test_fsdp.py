@@ -15,12 +15,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from _tiny import torchrun
 from safetensors.torch import load_file
 
 from gen3r.cli.main import main as gen3r
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests._tiny import ROOT, torchrun
 
 
 def _config(tmp_path: Path, name: str, **extra) -> Path:

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from _tiny import small_scene_cache
 
 from gen3r.cli.main import main as gen3r
 from gen3r.data.cache import SceneCache, render_seed, write_cache, write_eval_layout
 from gen3r.errors import Gen3RError
+from tests._tiny import small_scene_cache
 
 SETTINGS = {"num_frames": 5, "height": 112, "width": 112, "kind": "random", "trajectory": "mixed", "fov_deg": 60.0}
 
