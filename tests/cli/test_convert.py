@@ -1,6 +1,6 @@
 """Audit: ``gen3r convert`` writes our layout, read back with an independent reader, and bad input.
 
-``tests/test_cli_generate.py::test_convert_roundtrip_identical`` loads the converted folder with our
+``tests/cli/test_generate.py::test_convert_roundtrip_identical`` loads the converted folder with our
 own ``Gen3RPipeline.from_pretrained``. Here the written files are read with ``safetensors`` directly
 and compared with the models loaded from the official folder (whose outputs the parity tests tie to
 the official code), every component is checked for ``--dtype fp16``, the tokenizer is checked to

@@ -3,7 +3,7 @@
 Most tests use an *oracle* pipeline that returns the ground truth of the clip it is given (found
 by matching the condition frames), so every metric has a known answer independent of any model:
 PSNR = inf, SSIM = 1, LPIPS = 0, Chamfer = 0, pose AUC = 1. The real tiny checkpoint runs in
-``tests/test_cli_eval.py`` (through ``gen3r eval``).
+``tests/cli/test_eval.py`` (through ``gen3r eval``).
 """
 
 from __future__ import annotations
