@@ -11,6 +11,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from gen3r.errors import Gen3RError
+
 logger = logging.getLogger(__name__)
 
 #: ``.<name>.<pid>.<8 random chars>.tmp[<suffix>]``: the temporaries of this module (pid = writer).
@@ -93,8 +95,6 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     With ``overwrite=False`` an existing non-empty ``path`` is an error raised before any write.
     On error the temporary folder is deleted: no half-written output is left behind.
     """
-    from gen3r.errors import Gen3RError
-
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise Gen3RError(f"output {path} is a file; pass a folder path")

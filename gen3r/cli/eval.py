@@ -21,7 +21,7 @@ from gen3r.cli._common import (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from gen3r.eval.runner import DATASETS, TASKS
+    from gen3r.eval.protocol import DATASET_NAMES, TASKS
 
     p = sub.add_parser("eval", help="benchmark a checkpoint on a dataset (paper tables 1-5, 8)",
                        description="Run Gen3R (and baselines) on dataset sequences, write per-sequence metrics "
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "each) and rank 0 writes the table.")
     p.add_argument("--task", required=True, choices=TASKS,
                    help="1view / 2view generation, or recon (all frames, no camera conditions)")
-    p.add_argument("--dataset", required=True, metavar="NAME", help=f"one of {', '.join(DATASETS)}")
+    p.add_argument("--dataset", required=True, metavar="NAME", help=f"one of {', '.join(DATASET_NAMES)}")
     p.add_argument("--root", required=True, type=Path, help="dataset folder")
     p.add_argument("--split", type=Path, default=None, help="file listing the sequences to use (one per line)")
     add_pipeline_args(p)
@@ -63,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def parse_methods(text: str, task: str) -> tuple[str, ...]:
     """``gen3r`` plus the baselines named by ``--baselines``."""
     from gen3r.errors import Gen3RError
-    from gen3r.eval.runner import DEFAULT_BASELINES, METHODS
+    from gen3r.eval.protocol import DEFAULT_BASELINES, METHODS
 
     if text == "auto":
         return ("gen3r", *DEFAULT_BASELINES[task])

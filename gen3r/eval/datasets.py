@@ -3,7 +3,8 @@
 Every reader lists sequence names (optionally restricted by a split file, one name per line)
 and loads any frames of a sequence as a :class:`SequenceData`:
 
-* ``frames``: ``(F, H, W, 3)`` float32 RGB in ``[0, 1]``;
+* ``frames``: ``(F, 3, H, W)`` float32 torch RGB in ``[0, 1]`` (the layout of the whole evaluation, from
+  here to the metrics);
 * ``extrinsics``: ``(F, 4, 4)`` float64 OpenCV world-to-camera (x right, y down, z forward),
   translation in the dataset's unit (metres where the dataset is metric);
 * ``intrinsics``: ``(F, 3, 3)`` float64 in pixels of the returned frames;
@@ -50,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
@@ -72,7 +74,7 @@ class SequenceData:
     """Frames, cameras and optional depth of one sequence (conventions in the module docstring)."""
 
     name: str
-    frames: np.ndarray
+    frames: torch.Tensor
     extrinsics: np.ndarray
     intrinsics: np.ndarray
     depth: np.ndarray | None
@@ -224,7 +226,8 @@ class SequenceReader(ABC):
         depth = None
         if with_depth and all(frames[i].depth is not None for i in idx):
             depth = np.stack([self._depth(frames[i], rgb[0].shape[:2]) for i in idx]).astype(np.float32)
-        return SequenceData(name=name, frames=np.stack(rgb), extrinsics=np.stack([frames[i].w2c for i in idx]),
+        frames_chw = torch.from_numpy(np.stack(rgb)).permute(0, 3, 1, 2).contiguous()
+        return SequenceData(name=name, frames=frames_chw, extrinsics=np.stack([frames[i].w2c for i in idx]),
                             intrinsics=np.stack(ks), depth=depth, frame_ids=[frames[i].frame_id for i in idx])
 
     def _depth(self, frame: _Frame, hw: tuple[int, int]) -> np.ndarray:

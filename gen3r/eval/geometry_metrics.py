@@ -31,6 +31,7 @@ import torch
 from scipy.spatial import KDTree
 
 from gen3r.errors import Gen3RError
+from gen3r.geometry import farthest_point_sampling, umeyama
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,6 @@ def _as_mask(mask: Any, points: np.ndarray, name: str) -> np.ndarray:
 def _sample(points: np.ndarray, num_points: int, seed: int) -> np.ndarray:
     if len(points) <= num_points:
         return points
-    from gen3r.geometry import farthest_point_sampling
 
     idx = np.asarray(farthest_point_sampling(points, num_points, seed=seed))
     return points[idx]
@@ -104,7 +104,6 @@ def point_cloud_metrics(pred: Any, gt: Any, align: bool = True, num_points: int 
         if both.sum() < 3:
             raise Gen3RError("point_cloud_metrics: fewer than 3 points are valid in both clouds; "
                              "cannot align (check the masks)")
-        from gen3r.geometry import umeyama
 
         s, r, t = umeyama(p[both], g[both], with_scale=True)
         scale, rot, trans = float(s), np.asarray(r, np.float64), np.asarray(t, np.float64).reshape(3)

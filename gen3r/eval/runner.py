@@ -48,7 +48,6 @@ from gen3r.cameras import Cameras, resize_and_center_crop_params
 from gen3r.defaults import DEFAULT_NUM_FRAMES
 from gen3r.distributed import init_distributed
 from gen3r.errors import Gen3RError
-from gen3r.eval import LPIPS, lpips
 from gen3r.eval.camera_metrics import auc_from_errors, pose_auc
 from gen3r.eval.datasets import (
     Co3Dv2Reader,
@@ -65,6 +64,8 @@ from gen3r.eval.datasets import (
 )
 from gen3r.eval.geometry_metrics import point_cloud_metrics
 from gen3r.eval.image_metrics import psnr, ssim
+from gen3r.eval.perceptual import LPIPS, lpips
+from gen3r.eval.protocol import DATASET_NAMES, DEFAULT_BASELINES, METHOD_LABELS, METHODS, PIPELINE_TASK, TASKS
 from gen3r.eval.report import write_tables
 from gen3r.geometry import apply_sim3, umeyama, unproject_depth
 from gen3r.pipeline.conditioning import condition_indices
@@ -73,7 +74,8 @@ from gen3r.pipeline.vggt_geometry import reconstruct
 
 logger = logging.getLogger(__name__)
 
-#: Dataset name -> reader class; every reader takes ``(root, split_file=...)``.
+#: Dataset name -> reader class (the names of :data:`~gen3r.eval.protocol.DATASET_NAMES`); every reader
+#: takes ``(root, split_file=...)``.
 DATASETS: dict[str, Callable[..., SequenceReader]] = {
     "re10k": RealEstate10KReader,
     "dl3dv": NerfstudioReader,
@@ -82,16 +84,8 @@ DATASETS: dict[str, Callable[..., SequenceReader]] = {
     "tartanair": TartanAirReader,
     "official": OfficialLayoutReader,
 }
-TASKS = ("1view", "2view", "recon")
-PIPELINE_TASK = {"1view": "1view", "2view": "2view", "recon": "allview"}
-#: Methods in the row order of the paper's tables (baselines first, ours last).
-METHODS = ("copy_first", "vggt", "vae_only", "two_stage", "gen3r")
-METHOD_LABELS = {"copy_first": "Copy frame 0", "vggt": "VGGT", "vae_only": "Ours (VAE only)", "two_stage": "2-Stage",
-                 "gen3r": "Ours"}
-#: Baselines run when none are named: the ones the paper compares against for the task, plus the
-#: appearance floor of copying the first condition frame to every frame (1view/2view).
-DEFAULT_BASELINES = {"1view": ("copy_first", "vggt", "two_stage"), "2view": ("copy_first", "vggt", "two_stage"),
-                     "recon": ("vggt", "vae_only")}
+if tuple(DATASETS) != DATASET_NAMES:
+    raise ImportError(f"gen3r.eval.runner.DATASETS {tuple(DATASETS)} differs from protocol.DATASET_NAMES")
 METRIC_KEYS = ("psnr", "ssim", "lpips", "accuracy", "completeness", "chamfer", "chamfer_relative_percent",
                "depth_abs_rel", "auc30", "auc15", "auc5", "rra30", "rta30", "rra_mean_deg", "rta_mean_deg")
 JSONL_STEM = "metrics"
@@ -207,9 +201,8 @@ def prepare_sequence(data: SequenceData, height: int, width: int, max_depth: flo
 
     Ground-truth pixels are valid where ``0 < depth`` (and ``depth <= max_depth`` when given).
     """
-    src_hw = tuple(data.frames.shape[1:3])
-    frames = torch.from_numpy(np.ascontiguousarray(data.frames)).permute(0, 3, 1, 2).float()
-    frames = resize_and_center_crop(frames, height, width).clamp(0, 1).contiguous()
+    src_hw = (int(data.frames.shape[-2]), int(data.frames.shape[-1]))
+    frames = resize_and_center_crop(data.frames.float(), height, width).clamp(0, 1).contiguous()
     cameras = Cameras(torch.as_tensor(data.extrinsics, dtype=torch.float64),
                       torch.as_tensor(data.intrinsics, dtype=torch.float64), src_hw)
     cameras = cameras.resize_and_center_crop(None, (height, width))
@@ -228,13 +221,14 @@ def prepare_sequence(data: SequenceData, height: int, width: int, max_depth: flo
 class Prediction:
     """What one method produced for the clip frames ``frames`` (indices into the clip).
 
-    ``rgb`` (n, H, W, 3) float32 in [0, 1] or None; ``extrinsics`` (n, 3, 4) OpenCV w2c or None;
+    ``rgb`` (n, 3, H, W) float32 tensor in [0, 1] (the evaluation's frame layout) or None;
+    ``extrinsics`` (n, 3, 4) OpenCV w2c or None;
     ``world_points`` (n, H, W, 3) in the method's own frame and unit, ``point_mask`` (n, H, W) bool;
     ``depth`` (n, H, W) z-depth in the method's unit or None.
     """
 
     frames: list[int]
-    rgb: np.ndarray | None = None
+    rgb: torch.Tensor | None = None
     extrinsics: np.ndarray | None = None
     world_points: np.ndarray | None = None
     point_mask: np.ndarray | None = None
@@ -268,7 +262,9 @@ def run_gen3r(pipe: Any, seq: EvalSequence, cfg: EvalConfig) -> Prediction:
                cameras=seq.cameras if cfg.camera_cond else None, prompt=cfg.prompt, num_frames=cfg.num_frames,
                height=cfg.height, width=cfg.width, num_inference_steps=cfg.steps, guidance_scale=cfg.guidance,
                generator=torch.Generator().manual_seed(_sequence_seed(cfg.seed, seq.name)))
-    return Prediction(frames=list(range(cfg.num_frames)), rgb=np.asarray(out.rgb[0], dtype=np.float32),
+    # the pipeline's frames are (B, F, H, W, 3) like its exports: the one conversion to the eval layout
+    rgb = out.rgb[0].permute(0, 3, 1, 2).float().contiguous()
+    return Prediction(frames=list(range(cfg.num_frames)), rgb=rgb,
                       extrinsics=np.asarray(out.extrinsics[0], dtype=np.float64),
                       world_points=np.asarray(out.world_points[0], dtype=np.float64),
                       point_mask=np.asarray(out.point_mask[0], dtype=bool),
@@ -276,7 +272,7 @@ def run_gen3r(pipe: Any, seq: EvalSequence, cfg: EvalConfig) -> Prediction:
 
 
 def run_vggt(vggt: torch.nn.Module, frames: torch.Tensor, indices: Sequence[int],
-             rgb: np.ndarray | None = None) -> Prediction:
+             rgb: torch.Tensor | None = None) -> Prediction:
     """VGGT reconstruction of ``frames`` (the clip frames ``indices``), optionally carrying ``rgb``."""
     rec = vggt_reconstruct(vggt, frames)
     return Prediction(frames=list(indices), rgb=rgb, extrinsics=rec["extrinsics"],
@@ -296,8 +292,8 @@ def run_vae_only(pipe: Any, seq: EvalSequence) -> Prediction:
 
 def run_copy_first(seq: EvalSequence, cfg: EvalConfig) -> Prediction:
     """The appearance floor: the first condition frame copied to every clip frame (no geometry)."""
-    first = seq.frames[cfg.condition_indices()[0]].permute(1, 2, 0).numpy().astype(np.float32)
-    return Prediction(frames=list(range(cfg.num_frames)), rgb=np.repeat(first[None], cfg.num_frames, axis=0))
+    first = seq.frames[cfg.condition_indices()[0]]
+    return Prediction(frames=list(range(cfg.num_frames)), rgb=first[None].repeat(cfg.num_frames, 1, 1, 1))
 
 
 def predict(pipe: Any, seq: EvalSequence, cfg: EvalConfig, methods: Sequence[str]) -> dict[str, Prediction]:
@@ -310,8 +306,8 @@ def predict(pipe: Any, seq: EvalSequence, cfg: EvalConfig, methods: Sequence[str
         if "gen3r" in methods:
             preds["gen3r"] = ours
         if "two_stage" in methods:
-            generated = torch.from_numpy(ours.rgb).permute(0, 3, 1, 2).contiguous()
-            preds["two_stage"] = run_vggt(pipe.vggt, generated, ours.frames, rgb=ours.rgb)
+            assert ours.rgb is not None, "run_gen3r decodes the frames"
+            preds["two_stage"] = run_vggt(pipe.vggt, ours.rgb, ours.frames, rgb=ours.rgb)
     if "vggt" in methods:
         cond = cfg.condition_indices()
         preds["vggt"] = run_vggt(pipe.vggt, seq.frames[cond], cond)
@@ -322,11 +318,11 @@ def predict(pipe: Any, seq: EvalSequence, cfg: EvalConfig, methods: Sequence[str
 
 # ---------------------------------------------------------------------------------------- scoring
 
-def appearance_metrics(rgb: np.ndarray, gt: torch.Tensor,
+def appearance_metrics(rgb: torch.Tensor, gt: torch.Tensor,
                        lpips_model: LPIPS | None) -> dict[str, Any]:
-    """Mean over frames of PSNR / SSIM / LPIPS; ``rgb`` (n, H, W, 3), ``gt`` (n, 3, H, W) in [0, 1].
+    """Mean over frames of PSNR / SSIM / LPIPS; ``rgb`` and ``gt`` (n, 3, H, W) in [0, 1].
     Also ``psnr_frames``: the n per-frame PSNR values."""
-    pred = torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2).double().clamp(0, 1)
+    pred = rgb.double().clamp(0, 1)
     target = gt.double()
     frame_psnr = psnr(pred, target)
     out: dict[str, Any] = {"psnr": float(frame_psnr.mean()), "ssim": float(ssim(pred, target).mean()),

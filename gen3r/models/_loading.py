@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import torch
 from safetensors import safe_open
@@ -17,7 +18,12 @@ from safetensors.torch import load_file
 
 from gen3r.errors import CheckpointError
 
+if TYPE_CHECKING:
+    from diffusers.configuration_utils import ConfigMixin
+
 logger = logging.getLogger(__name__)
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
+ConfigT = TypeVar("ConfigT", bound="ConfigMixin")
 
 _MAX_LISTED = 8
 
@@ -112,13 +118,19 @@ def load_strict(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
     module.load_state_dict(dict(state_dict), strict=True, assign=assign)
 
 
-def drop_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    """Strip ``prefix`` from keys that carry it (official ``model.`` wrappers); others unchanged."""
-    n = len(prefix)
-    return {(k[n:] if k.startswith(prefix) else k): v for k, v in state_dict.items()}
+def from_config(cls: type[ConfigT], config: dict[str, Any]) -> ConfigT:
+    """``cls.from_config(config)``. diffusers annotates it as maybe a ``(model, unused kwargs)`` pair,
+    which it returns only with ``return_unused_kwargs=True``."""
+    return cast(ConfigT, cls.from_config(config))
 
 
-def cast_model(model: torch.nn.Module, torch_dtype: torch.dtype | None) -> torch.nn.Module:
+def load_config(cls: type[ConfigMixin], folder: str | Path) -> dict[str, Any]:
+    """``cls.load_config(folder)``. diffusers annotates it as a ``(config, unused kwargs)`` pair, which it
+    returns only with ``return_unused_kwargs=True``."""
+    return cast(dict[str, Any], cls.load_config(folder))
+
+
+def cast_model(model: ModuleT, torch_dtype: torch.dtype | None) -> ModuleT:
     """Cast floating parameters/buffers to ``torch_dtype`` except ``model._keep_in_fp32_modules``.
 
     Same rule as diffusers' ``from_pretrained(torch_dtype=...)``: a tensor stays float32 when one
@@ -156,10 +168,11 @@ def restore_unsaved_state(model: torch.nn.Module) -> None:
     UMT5's input embedding is re-tied to ``shared``; CLIP's non-persistent ``position_ids`` are
     recreated."""
     if hasattr(model, "shared") and hasattr(model, "encoder"):
-        model.encoder.embed_tokens.weight = model.shared.weight
+        embed_tokens = cast(torch.nn.Embedding, cast(torch.nn.Module, model.encoder).embed_tokens)
+        embed_tokens.weight = cast(torch.nn.Embedding, model.shared).weight
     for module in model.modules():
         if isinstance(getattr(module, "position_ids", None), torch.Tensor) and hasattr(module, "num_positions"):
-            module.position_ids = torch.arange(module.num_positions).expand((1, -1))
+            module.position_ids = torch.arange(cast(int, module.num_positions)).expand((1, -1))
 
 
 def check_materialised(model: torch.nn.Module, component: str) -> None:

@@ -315,7 +315,7 @@ class TimeUpsample(nn.Module):
         self.spatial_conv = nn.Conv2d(channels, channels // 2, 3, padding=1)
         self.time_conv = CausalConv3d(channels, channels * 2, (3, 1, 1), padding=(1, 0, 0)) if time else None
 
-    def _time_step(self, x: torch.Tensor, cache: _FeatureCache) -> torch.Tensor:
+    def _time_step(self, x: torch.Tensor, cache: _FeatureCache, time_conv: CausalConv3d) -> torch.Tensor:
         previous = cache.get()
         if previous is None:
             cache.put(_FeatureCache.REPEAT)
@@ -325,7 +325,7 @@ class TimeUpsample(nn.Module):
         if keep.shape[2] < _CACHE_T:
             head = torch.zeros_like(keep[:, :, -1:]) if after_first else previous[:, :, -1:].to(keep.device)
             keep = torch.cat([head, keep], dim=2)
-        x = self.time_conv(x) if after_first else self.time_conv(x, previous)
+        x = time_conv(x) if after_first else time_conv(x, previous)
         cache.put(keep)
         b, c2, t, h, w = x.shape
         x = x.reshape(b, 2, c2 // 2, t, h, w)
@@ -333,7 +333,7 @@ class TimeUpsample(nn.Module):
 
     def forward(self, x: torch.Tensor, cache: _FeatureCache) -> torch.Tensor:
         if self.time_conv is not None:
-            x = self._time_step(x, cache)
+            x = self._time_step(x, cache, self.time_conv)
         return _per_frame(x, self.spatial_conv)
 
 
@@ -443,9 +443,9 @@ class GeometryAdapter(ModelMixin, ConfigMixin):
         super().__init__()
         _check_config(latent_channels, input_dim, output_dim, resample_scale, temporal_compression_ratio,
                       dim_mult, temporal_downsample, latents_mean, latents_std)
-        shared = dict(resample_scale=resample_scale, hidden_dim=hidden_dim, latent_channels=latent_channels,
-                      dim_mult=tuple(dim_mult), num_res_blocks=num_res_blocks,
-                      temporal_downsample=tuple(temporal_downsample))
+        shared: dict[str, Any] = dict(
+            resample_scale=resample_scale, hidden_dim=hidden_dim, latent_channels=latent_channels,
+            dim_mult=tuple(dim_mult), num_res_blocks=num_res_blocks, temporal_downsample=tuple(temporal_downsample))
         self.encoder = AdapterEncoder(input_dim, **shared)
         self.quant_conv = CausalConv3d(latent_channels * 2, latent_channels * 2, 1)
         self.post_quant_conv = CausalConv3d(latent_channels, latent_channels, 1)
@@ -482,13 +482,13 @@ class GeometryAdapter(ModelMixin, ConfigMixin):
     # ------------------------------------------------------------------ grids
     def latent_grid(self, token_grid: tuple[int, int]) -> tuple[int, int]:
         """VGGT token grid ``(h, w)`` -> latent grid ``(h * patch / ratio, w * patch / ratio)``."""
-        return self._regrid(token_grid, "token", self.config.patch_size, "latent",
-                            self.config.spatial_compression_ratio)
+        return self._regrid(token_grid, "token", self.config["patch_size"], "latent",
+                            self.config["spatial_compression_ratio"])
 
     def token_grid(self, latent_grid: tuple[int, int]) -> tuple[int, int]:
         """Latent grid ``(h_lat, w_lat)`` -> VGGT token grid ``(h_lat * ratio / patch, ...)``."""
-        return self._regrid(latent_grid, "latent", self.config.spatial_compression_ratio, "token",
-                            self.config.patch_size)
+        return self._regrid(latent_grid, "latent", self.config["spatial_compression_ratio"], "token",
+                            self.config["patch_size"])
 
     @staticmethod
     def _regrid(grid: tuple[int, int], src: str, src_px: int, dst: str, dst_px: int) -> tuple[int, int]:
@@ -502,8 +502,8 @@ class GeometryAdapter(ModelMixin, ConfigMixin):
     # ------------------------------------------------------------------ encode / decode
     def _scales(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, 1/std) as ``(1, C, 1, 1, 1)``; 1/std is computed in float32, then cast (official)."""
-        mean = torch.tensor(self.config.latents_mean, dtype=torch.float32)
-        inv_std = 1.0 / torch.tensor(self.config.latents_std, dtype=torch.float32)
+        mean = torch.tensor(self.config["latents_mean"], dtype=torch.float32)
+        inv_std = 1.0 / torch.tensor(self.config["latents_std"], dtype=torch.float32)
         shape = (1, -1, 1, 1, 1)
         return (mean.to(like.device, like.dtype).view(shape), inv_std.to(like.device, like.dtype).view(shape))
 
@@ -515,9 +515,9 @@ class GeometryAdapter(ModelMixin, ConfigMixin):
         raw (clamped to [-30, 20]), ``.std``, ``.sample(generator)``, ``.mode()``, ``.kl(other)``.
         Frames are encoded causally in chunks of 1, 4, 4, ... with a feature cache.
         """
-        self._check_input(tokens, self.config.input_dim, "tokens", "(B, input_dim, F, h, w)")
+        self._check_input(tokens, self.config["input_dim"], "tokens", "(B, input_dim, F, h, w)")
         frames = tokens.shape[2]
-        ratio = self.config.temporal_compression_ratio
+        ratio = self.config["temporal_compression_ratio"]
         if (frames - 1) % ratio:
             lower = (frames - 1) // ratio * ratio + 1
             raise Gen3RError(f"{COMPONENT}: got {frames} frames; the adapter needs {ratio}k+1 frames "
@@ -540,7 +540,7 @@ class GeometryAdapter(ModelMixin, ConfigMixin):
         ``(40, 40)`` to reproduce the official decoder's hard-coded 80 x 80 resize for any latent.
         Latent frames are decoded one at a time with a feature cache.
         """
-        self._check_input(z, self.config.latent_channels, "latent", "(B, latent_channels, f, h, w)")
+        self._check_input(z, self.config["latent_channels"], "latent", "(B, latent_channels, f, h, w)")
         grid = self.token_grid((z.shape[3], z.shape[4])) if token_grid is None else tuple(token_grid)
         if len(grid) != 2 or min(grid) < 1:
             raise Gen3RError(f"{COMPONENT}: token_grid must be two positive ints, got {token_grid!r}")

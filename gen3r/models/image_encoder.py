@@ -34,7 +34,6 @@ __all__ = [
     "DROPPED_KEYS",
     "DROPPED_PREFIXES",
     "OFFICIAL_ARCH",
-    "build_image_encoder",
     "clip_vision_config",
     "encode_image",
     "from_official_state_dict",
@@ -191,11 +190,6 @@ def clip_vision_config(arch: Mapping[str, Any] | None = None) -> CLIPVisionConfi
     )
 
 
-def build_image_encoder(arch: Mapping[str, Any] | None = None) -> CLIPVisionModel:
-    """Build an (untrained) ``CLIPVisionModel`` with the official (or ``arch``) sizes."""
-    return CLIPVisionModel(clip_vision_config(arch))
-
-
 def load_official_image_encoder(folder: str | Path, arch: Mapping[str, Any] | None = None,
                                 torch_dtype: torch.dtype | None = None) -> CLIPVisionModel:
     """Load the vision tower of the official ``clip_image_encoder/`` folder strictly.
@@ -245,7 +239,10 @@ def encode_image(image_encoder: CLIPVisionModel, frames: torch.Tensor) -> torch.
     The penultimate hidden state (``hidden_states[-2]``: all blocks but the last, no post-norm),
     as the official ``use_31_block=True`` path. Runs in the encoder's dtype.
     """
-    pixels = preprocess_clip_image(frames, image_encoder.config.image_size)
+    image_size = image_encoder.config.image_size
+    if not isinstance(image_size, int):
+        raise Gen3RError(f"the CLIP image encoder's image_size must be one int, got {image_size!r}")
+    pixels = preprocess_clip_image(frames, image_size)
     param = next(image_encoder.parameters())
     out = image_encoder(pixel_values=pixels.to(param.device, param.dtype), output_hidden_states=True)
     return out.hidden_states[-2]

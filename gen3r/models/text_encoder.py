@@ -178,7 +178,7 @@ def build_word_tokenizer(words: Sequence[str]) -> PreTrainedTokenizerBase:
     """
     from tokenizers import Tokenizer, decoders, pre_tokenizers, processors
     from tokenizers.models import Unigram
-    from transformers import T5TokenizerFast
+    from transformers import T5Tokenizer  # T5TokenizerFast is an alias of it in transformers 5
 
     words = sorted({form for w in words if w.strip() for form in (w.lower(), w.lower().capitalize())})
     chars = sorted({c for w in words for c in w} | set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -192,8 +192,7 @@ def build_word_tokenizer(words: Sequence[str]) -> PreTrainedTokenizerBase:
     model.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
     model.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
                                                          special_tokens=[("</s>", 1)])
-    return T5TokenizerFast(tokenizer_object=model, eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
-                           extra_ids=0)
+    return T5Tokenizer(tokenizer_object=model, eos_token="</s>", unk_token="<unk>", pad_token="<pad>", extra_ids=0)
 
 
 # --- encoding ------------------------------------------------------------------------------------

@@ -29,15 +29,14 @@ import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from accelerate import init_empty_weights
-from diffusers import WanTransformer3DModel
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
-from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed, WanTransformerBlock
-from diffusers.utils import apply_lora_scale
+from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed, WanTransformer3DModel, WanTransformerBlock
+from diffusers.utils.peft_utils import apply_lora_scale
 from torch import nn
 
 from gen3r.errors import CheckpointError, Gen3RError
@@ -234,7 +233,8 @@ class SharedWidthRotaryPosEmbed(WanRotaryPosEmbed):
 
     def forward(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.shared_width:
-            return super().forward(hidden_states)
+            # diffusers annotates WanRotaryPosEmbed.forward as one tensor; it returns (cos, sin)
+            return cast(tuple[torch.Tensor, torch.Tensor], super().forward(hidden_states))
         _, _, frames, height, width = hidden_states.shape
         p_t, p_h, p_w = self.patch_size
         ppf, pph, ppw = frames // p_t, height // p_h, width // p_w
@@ -293,13 +293,17 @@ class Gen3RTransformerBlock(WanTransformerBlock):
 
     def __init__(self, dim: int, ffn_dim: int, num_heads: int, qk_norm: str | None, cross_attn_norm: bool,
                  eps: float, added_kv_proj_dim: int | None, fp32_residual: bool) -> None:
-        super().__init__(dim, ffn_dim, num_heads, qk_norm, cross_attn_norm, eps, added_kv_proj_dim)
+        # diffusers' WanTransformer3DModel passes its `str | None` qk_norm here too (the block does not use it)
+        super().__init__(dim, ffn_dim, num_heads, qk_norm, cross_attn_norm, eps,  # pyright: ignore[reportArgumentType]
+                         added_kv_proj_dim)
         self.fp32_residual = fp32_residual
 
     def forward(self, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor, temb: torch.Tensor,
                 rotary_emb: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         if not self.fp32_residual:
-            return super().forward(hidden_states, encoder_hidden_states, temb, rotary_emb)
+            # diffusers annotates rotary_emb as one tensor; its blocks take the (cos, sin) pair of its RoPE
+            return super().forward(hidden_states, encoder_hidden_states, temb,
+                                   rotary_emb)  # pyright: ignore[reportArgumentType]
         compute_dtype = encoder_hidden_states.dtype
         x = hidden_states.float()
         shift_msa, scale_msa, gate_msa, c_shift_msa, c_scale_msa, c_gate_msa = (
@@ -388,16 +392,17 @@ class Gen3RTransformer3DModel(WanTransformer3DModel):
         )
         self.register_to_config(num_layers=num_layers)
         inner_dim = num_attention_heads * attention_head_dim
-        self.rope = SharedWidthRotaryPosEmbed(attention_head_dim, tuple(patch_size), rope_max_seq_len,
+        p_t, p_h, p_w = patch_size
+        self.rope = SharedWidthRotaryPosEmbed(attention_head_dim, (p_t, p_h, p_w), rope_max_seq_len,
                                               shared_width=shared_width_rope)
-        self.condition_embedder.timesteps_proj = Float64Timesteps(freq_dim)
+        self.condition_embedder.add_module("timesteps_proj", Float64Timesteps(freq_dim))
         self.blocks = nn.ModuleList([
             Gen3RTransformerBlock(inner_dim, ffn_dim, num_attention_heads, qk_norm, cross_attn_norm, eps,
                                   added_kv_proj_dim, fp32_residual)
             for _ in range(num_layers)
         ])
         self.control_adapter = (
-            CameraAdapter(camera_in_channels, inner_dim, tuple(patch_size[1:]), camera_downscale)
+            CameraAdapter(camera_in_channels, inner_dim, (p_h, p_w), camera_downscale)
             if camera_in_channels > 0 else None)
 
     @property
@@ -441,32 +446,32 @@ class Gen3RTransformer3DModel(WanTransformer3DModel):
                       encoder_hidden_states: torch.Tensor, encoder_hidden_states_image: torch.Tensor | None,
                       camera: torch.Tensor | None) -> None:
         cfg = self.config
-        if hidden_states.ndim != 5 or hidden_states.shape[1] != cfg.in_channels:
-            raise Gen3RError(f"hidden_states must be (B, {cfg.in_channels}, f, h, 2w) = [noisy 16 | condition "
+        if hidden_states.ndim != 5 or hidden_states.shape[1] != cfg["in_channels"]:
+            raise Gen3RError(f"hidden_states must be (B, {cfg['in_channels']}, f, h, 2w) = [noisy 16 | condition "
                              f"latent 16 | mask 4], got {tuple(hidden_states.shape)}")
         batch, _, frames, height, width = hidden_states.shape
-        p_t, p_h, p_w = cfg.patch_size
+        p_t, p_h, p_w = cfg["patch_size"]
         if frames % p_t or height % p_h or width % p_w:
             raise Gen3RError(f"latent grid {frames}x{height}x{width} is not divisible by the patch size "
-                             f"{tuple(cfg.patch_size)}; use H, W multiples of 16 pixels")
-        if cfg.shared_width_rope and (width // p_w) % 2:
+                             f"{tuple(cfg['patch_size'])}; use H, W multiples of 16 pixels")
+        if cfg["shared_width_rope"] and (width // p_w) % 2:
             raise Gen3RError(f"latent width {width} must hold an even number of tokens (appearance | "
                              "geometry halves); concatenate two equal-width latents along width")
         if timestep.ndim > 1 or (timestep.ndim == 1 and timestep.shape[0] != batch):
             raise Gen3RError(f"timestep must be a scalar or have shape ({batch},), got {tuple(timestep.shape)}")
         if (encoder_hidden_states.ndim != 3 or encoder_hidden_states.shape[0] != batch
-                or encoder_hidden_states.shape[1:] != (TEXT_TOKENS, cfg.text_dim)):
-            raise Gen3RError(f"encoder_hidden_states must be (B={batch}, {TEXT_TOKENS}, {cfg.text_dim}), got "
+                or encoder_hidden_states.shape[1:] != (TEXT_TOKENS, cfg["text_dim"])):
+            raise Gen3RError(f"encoder_hidden_states must be (B={batch}, {TEXT_TOKENS}, {cfg['text_dim']}), got "
                              f"{tuple(encoder_hidden_states.shape)}; zero-pad the T5 output to {TEXT_TOKENS} tokens")
-        if cfg.image_dim is None:
+        if cfg["image_dim"] is None:
             if encoder_hidden_states_image is not None:
                 raise Gen3RError("encoder_hidden_states_image given but this transformer has no image "
                                  "branch (image_dim is None); drop the CLIP features")
         elif (encoder_hidden_states_image is None or encoder_hidden_states_image.ndim != 3
               or encoder_hidden_states_image.shape[0] != batch
-              or encoder_hidden_states_image.shape[2] != cfg.image_dim):
+              or encoder_hidden_states_image.shape[2] != cfg["image_dim"]):
             got = None if encoder_hidden_states_image is None else tuple(encoder_hidden_states_image.shape)
-            raise Gen3RError(f"encoder_hidden_states_image must be (B={batch}, 257, {cfg.image_dim}) CLIP "
+            raise Gen3RError(f"encoder_hidden_states_image must be (B={batch}, 257, {cfg['image_dim']}) CLIP "
                              f"penultimate features, got {got}")
         if camera is None:
             return
@@ -481,8 +486,8 @@ class Gen3RTransformer3DModel(WanTransformer3DModel):
     def camera_shape(self, latent_shape: tuple[int, ...] | torch.Size) -> tuple[int, int, int, int, int]:
         """Shape of the packed Plücker input for a latent of shape ``(B, C, f, h, 2w)``."""
         batch, _, frames, height, width = latent_shape
-        scale = self.config.camera_downscale
-        return (batch, self.config.camera_in_channels, frames, height * scale, width * scale)
+        scale = self.config["camera_downscale"]
+        return (batch, self.config["camera_in_channels"], frames, height * scale, width * scale)
 
     def _time_embedding(self, timestep: torch.Tensor, compute_dtype: torch.dtype
                         ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -490,7 +495,7 @@ class Gen3RTransformer3DModel(WanTransformer3DModel):
         embedder = self.condition_embedder
         features = embedder.timesteps_proj(timestep)
         temb = embedder.time_embedder(features.to(embedder.time_embedder.linear_1.weight.dtype))
-        out_dtype = torch.float32 if self.config.fp32_residual else compute_dtype
+        out_dtype = torch.float32 if self.config["fp32_residual"] else compute_dtype
         temb = temb.to(out_dtype)
         proj = embedder.time_proj(embedder.act_fn(temb).to(embedder.time_proj.weight.dtype)).to(out_dtype)
         return temb, proj.unflatten(1, (6, -1))
@@ -529,7 +534,7 @@ class Gen3RTransformer3DModel(WanTransformer3DModel):
         self._check_inputs(hidden_states, timestep, encoder_hidden_states, encoder_hidden_states_image, camera)
         dtype = hidden_states.dtype
         batch, _, frames, height, width = hidden_states.shape
-        p_t, p_h, p_w = self.config.patch_size
+        p_t, p_h, p_w = self.config["patch_size"]
 
         # 1. Patch embedding (+ camera features) and RoPE
         rotary_emb = self.rope(hidden_states)
@@ -539,19 +544,22 @@ class Gen3RTransformer3DModel(WanTransformer3DModel):
                 camera = hidden_states.new_zeros(self.camera_shape(hidden_states.shape))
             x = x + self.control_adapter(camera.to(dtype))
         x = x.flatten(2).transpose(1, 2).contiguous()
-        if self.config.fp32_residual:
+        if self.config["fp32_residual"]:
             x = x.float()
 
         # 2. Time, text and image conditioning
         temb, timestep_proj = self._time_embedding(timestep, dtype)
         context = self.condition_embedder.text_embedder(encoder_hidden_states.to(dtype))
         if encoder_hidden_states_image is not None:
-            image_context = self.condition_embedder.image_embedder(encoder_hidden_states_image.to(dtype))
+            image_embedder = self.condition_embedder.image_embedder
+            assert image_embedder is not None, "_check_inputs refuses image features without image_dim"
+            image_context = image_embedder(encoder_hidden_states_image.to(dtype))
             context = torch.cat([image_context.to(dtype), context], dim=1)
 
         # 3. Transformer blocks
         for block in self.blocks:
             if torch.is_grad_enabled() and self.gradient_checkpointing:
+                assert self._gradient_checkpointing_func is not None, "set by enable_gradient_checkpointing"
                 x = self._gradient_checkpointing_func(block, x, context, timestep_proj, rotary_emb)
             else:
                 x = block(x, context, timestep_proj, rotary_emb)

@@ -110,7 +110,7 @@ class VGGT(ModelMixin, ConfigMixin):
     @property
     def num_special_tokens(self) -> int:
         """Tokens before the patch tokens of each frame: the camera token and the register tokens."""
-        return 1 + int(self.config.num_register_tokens)
+        return 1 + int(self.config["num_register_tokens"])
 
     @register_to_config
     def __init__(
@@ -154,8 +154,8 @@ class VGGT(ModelMixin, ConfigMixin):
         # 2. Heads on 2E-wide tokens.
         dim = 2 * embed_dim
         self.camera_head = CameraHead(dim, camera_trunk_depth, camera_num_heads, camera_mlp_ratio, init_values)
-        dpt = dict(dim_in=dim, patch_size=patch_size, features=dpt_features, out_channels=tuple(dpt_out_channels),
-                   head_features_2=dpt_head_features_2)
+        dpt: dict[str, Any] = dict(dim_in=dim, patch_size=patch_size, features=dpt_features,
+                                   out_channels=tuple(dpt_out_channels), head_features_2=dpt_head_features_2)
         self.point_head = DPTHead(output_dim=4, activation="inv_log", **dpt)
         self.depth_head = DPTHead(output_dim=2, activation="exp", **dpt)
 
@@ -200,14 +200,14 @@ class VGGT(ModelMixin, ConfigMixin):
         Returns the tapped layers (``config.intermediate_layer_idx``, 4 tensors (B, F, 5+P, 2E))
         or, with ``all_layers=True``, all ``depth`` outputs; plus ``patch_start_idx``.
         """
-        _check_images(images, self.config.patch_size)
+        _check_images(images, self.config["patch_size"])
         keep = None if all_layers else self.tapped_layers
         return self.aggregator(images, keep=keep), self.patch_start_idx
 
     def predict_cameras(self, tokens: Sequence[Tensor]) -> list[Tensor]:
         """Pose encodings (B, F, 9) of every refinement iteration (last = final), from ``tokens[-1][:, :, 0]``."""
         last = tokens[-1]
-        return self.camera_head(last[:, :, 0].to(self.dtype), self.config.camera_iterations)
+        return self.camera_head(last[:, :, 0].to(self.dtype), self.config["camera_iterations"])
 
     def _dense(self, head: DPTHead, tokens: Sequence[Tensor], image_size: tuple[int, int],
                patch_start_idx: int, frames_chunk_size: int | None) -> tuple[Tensor, Tensor]:
@@ -216,7 +216,7 @@ class VGGT(ModelMixin, ConfigMixin):
                              f"{list(self.tapped_layers)}, got {len(tokens)} token tensors; "
                              "use aggregate(images) without all_layers")
         height, width = image_size
-        p = self.config.patch_size
+        p = self.config["patch_size"]
         if height % p or width % p:
             raise Gen3RError(f"image_size {height}x{width} is not a multiple of the patch size {p}")
         expected = patch_start_idx + (height // p) * (width // p)
@@ -224,7 +224,7 @@ class VGGT(ModelMixin, ConfigMixin):
             raise Gen3RError(f"tokens have {tokens[0].shape[2]} entries per frame but image_size "
                              f"{height}x{width} needs {expected}; pass the size the tokens were made at")
         tokens = [t.to(self.dtype) for t in tokens]
-        chunk = self.config.frames_chunk_size if frames_chunk_size is None else frames_chunk_size
+        chunk = self.config["frames_chunk_size"] if frames_chunk_size is None else frames_chunk_size
         return head(tokens, (height, width), patch_start_idx, chunk)
 
     def predict_depth(self, tokens: Sequence[Tensor], image_size: tuple[int, int], patch_start_idx: int = 5,

@@ -347,7 +347,7 @@ class CameraHead(nn.Module):
                 cond = self.embed_pose(raw.detach())
             shift, scale, gate = self.poseLN_modulation(cond).chunk(3, dim=-1)
             x = gate * (self.adaln_norm(tokens) * (1 + scale) + shift) + tokens
-            delta = self.pose_branch(self.trunk_norm(self.trunk(x)))
+            delta: Tensor = self.pose_branch(self.trunk_norm(self.trunk(x)))
             raw = delta if raw is None else raw + delta
             encodings.append(activate_pose(raw))
         return encodings
@@ -428,6 +428,17 @@ class FeatureFusionBlock(nn.Module):
         return self.out_conv(interpolate_bilinear(x, size))
 
 
+class _DPTScratch(nn.Module):
+    """The DPT fusion layers (official ``scratch.*`` keys); ``layer{1..4}_rn`` are set by name."""
+
+    refinenet1: FeatureFusionBlock
+    refinenet2: FeatureFusionBlock
+    refinenet3: FeatureFusionBlock
+    refinenet4: FeatureFusionBlock
+    output_conv1: nn.Conv2d
+    output_conv2: nn.Sequential
+
+
 class DPTHead(nn.Module):
     """DPT dense head over 4 token layers (keys ``depth_head.*`` / ``point_head.*``).
 
@@ -457,7 +468,7 @@ class DPTHead(nn.Module):
             nn.Identity(),
             nn.Conv2d(c3, c3, kernel_size=3, stride=2, padding=1),
         ])
-        self.scratch = nn.Module()
+        self.scratch = _DPTScratch()
         for i, oc in enumerate(out_channels, start=1):
             setattr(self.scratch, f"layer{i}_rn", nn.Conv2d(oc, features, kernel_size=3, padding=1, bias=False))
         self.scratch.refinenet1 = FeatureFusionBlock(features)
@@ -478,9 +489,9 @@ class DPTHead(nn.Module):
 
     def _fuse(self, features: list[Tensor]) -> Tensor:
         l1, l2, l3, l4 = (getattr(self.scratch, f"layer{i}_rn")(f) for i, f in enumerate(features, start=1))
-        out = self.scratch.refinenet4(l4, size=tuple(l3.shape[2:]))
-        out = self.scratch.refinenet3(out, l3, size=tuple(l2.shape[2:]))
-        out = self.scratch.refinenet2(out, l2, size=tuple(l1.shape[2:]))
+        out = self.scratch.refinenet4(l4, size=(l3.shape[2], l3.shape[3]))
+        out = self.scratch.refinenet3(out, l3, size=(l2.shape[2], l2.shape[3]))
+        out = self.scratch.refinenet2(out, l2, size=(l1.shape[2], l1.shape[3]))
         out = self.scratch.refinenet1(out, l1)
         return self.scratch.output_conv1(out)
 

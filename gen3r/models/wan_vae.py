@@ -21,10 +21,12 @@ import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
-from diffusers import AutoencoderKLWan
+from diffusers.models.autoencoders.autoencoder_kl_wan import AutoencoderKLWan
+from diffusers.models.autoencoders.vae import DecoderOutput
+from diffusers.models.modeling_outputs import AutoencoderKLOutput
 
 from gen3r.errors import CheckpointError, Gen3RError
 from gen3r.models._loading import load_strict, read_weights_dir
@@ -233,8 +235,8 @@ def load_official_wan_vae(folder: str | Path, arch: Mapping[str, Any] | None = N
 # --- latent helpers ------------------------------------------------------------------------------
 def _stats(vae: AutoencoderKLWan, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(mean, 1/std)`` shaped ``(1, C, 1, 1, 1)``; reciprocal taken in float32, then cast (official)."""
-    mean = torch.tensor(vae.config.latents_mean, dtype=torch.float32)
-    inv_std = 1.0 / torch.tensor(vae.config.latents_std, dtype=torch.float32)
+    mean = torch.tensor(vae.config["latents_mean"], dtype=torch.float32)
+    inv_std = 1.0 / torch.tensor(vae.config["latents_std"], dtype=torch.float32)
     shape = (1, -1, 1, 1, 1)
     return (mean.to(like.device, like.dtype).view(shape), inv_std.to(like.device, like.dtype).view(shape))
 
@@ -260,7 +262,7 @@ def encode_video(vae: AutoencoderKLWan, video: torch.Tensor) -> tuple[torch.Tens
     _check_video(video)
     param = next(vae.parameters())
     x = (video.to(param.device, param.dtype) * 2 - 1).clamp(-1, 1).permute(0, 2, 1, 3, 4)
-    dist = vae.encode(x).latent_dist
+    dist = cast(AutoencoderKLOutput, vae.encode(x)).latent_dist  # return_dict=True
     mean, inv_std = _stats(vae, dist.mean)
     return (dist.mean - mean) * inv_std, dist.logvar
 
@@ -281,10 +283,10 @@ def decode_latents(vae: AutoencoderKLWan, latents: torch.Tensor) -> torch.Tensor
 
     ``z / (1 / latents_std) + latents_mean`` -> decoder -> clamp [-1, 1] -> ``/ 2 + 0.5`` -> clamp [0, 1].
     """
-    if latents.ndim != 5 or latents.shape[1] != vae.config.z_dim:
-        raise Gen3RError(f"latents must be (B, {vae.config.z_dim}, f, h, w), got {tuple(latents.shape)}")
+    if latents.ndim != 5 or latents.shape[1] != vae.config["z_dim"]:
+        raise Gen3RError(f"latents must be (B, {vae.config['z_dim']}, f, h, w), got {tuple(latents.shape)}")
     param = next(vae.parameters())
     z = latents.to(param.device, param.dtype)
     mean, inv_std = _stats(vae, z)
-    decoded = vae.decode(z / inv_std + mean).sample.clamp(-1, 1)
+    decoded = cast(DecoderOutput, vae.decode(z / inv_std + mean)).sample.clamp(-1, 1)  # return_dict=True
     return (decoded / 2 + 0.5).clamp(0, 1).permute(0, 2, 1, 3, 4)

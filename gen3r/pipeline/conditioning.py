@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
+from gen3r.models.wan_vae import sample_posterior
 from gen3r.pipeline.tensors import randn
 
 #: The pipeline's tasks: first frame, first and last frame, every frame (reconstruction).
@@ -43,7 +44,6 @@ def condition_from_posterior(mean: torch.Tensor, logvar: torch.Tensor, task: str
     (B, 16, f, h, w): a posterior sample (noise drawn from ``generator``) on the appearance half,
     zeros on the geometry half (``halves=2``, the joint latent; none for an appearance-only DiT),
     then the 4 mask channels of :func:`build_condition_mask`."""
-    from gen3r.models.wan_vae import sample_posterior  # the models sit above this module's users only
 
     noise = randn(mean.shape, generator).to(mean.device)
     appearance = sample_posterior(mean.float(), logvar.float(), noise)

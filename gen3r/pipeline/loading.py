@@ -188,7 +188,7 @@ def _require(path: Path, name: str) -> Path:
 
 
 def load_scheduler(folder: Path):
-    from diffusers import FlowMatchEulerDiscreteScheduler
+    from diffusers.schedulers.scheduling_flow_match_euler_discrete import FlowMatchEulerDiscreteScheduler
 
     cfg = folder / "scheduler_config.json"
     config = read_config_json(cfg, "scheduler")  # a malformed file is a CheckpointError too
@@ -262,7 +262,7 @@ def _load_transformers_model(cls, config_cls, folder: Path, torch_dtype: torch.d
 
 def load_gen3r_components(path: str | Path, torch_dtype: torch.dtype | None = None) -> dict[str, Any]:
     """Load every component of our converted layout (strictly)."""
-    from diffusers import AutoencoderKLWan
+    from diffusers.models.autoencoders.autoencoder_kl_wan import AutoencoderKLWan
     from transformers import CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
 
     path = Path(path)

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field, fields
 
 import torch
 
+from gen3r.cameras import Cameras
+from gen3r.errors import Gen3RError
+
 
 @dataclass
 class Gen3ROutput:
@@ -50,11 +53,14 @@ class Gen3ROutput:
 
     @property
     def image_size(self) -> tuple[int, int]:
+        if self.rgb is None:
+            raise Gen3RError("this output has no decoded frames (output_type='latent'); it has no image size")
         return int(self.rgb.shape[2]), int(self.rgb.shape[3])
 
     def cameras(self, index: int = 0):
         """The generated cameras of batch element ``index`` as :class:`gen3r.cameras.Cameras`."""
-        from gen3r.cameras import Cameras
 
+        if self.extrinsics is None or self.intrinsics is None:
+            raise Gen3RError("this output has no decoded geometry (output_type='latent'); it has no cameras")
         return Cameras(extrinsics=self.extrinsics[index].float(), intrinsics=self.intrinsics[index].float(),
                        image_size=self.image_size)

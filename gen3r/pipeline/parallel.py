@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from unittest import mock
 
 import torch
@@ -34,6 +35,7 @@ from gen3r.distributed import DistInfo, init_distributed
 from gen3r.errors import Gen3RError
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 KINDS = ("ulysses", "ring")
 
@@ -54,7 +56,7 @@ def enable_context_parallel(pipe, kind: str, device: str | None = None) -> DistI
     Joins the process group (``device``: None = this process's GPU, else CPU), checks that the
     attention heads divide among the processes, moves the pipeline to the device and enables
     diffusers' context parallelism. Returns this process's :class:`DistInfo`."""
-    from diffusers import ContextParallelConfig
+    from diffusers.models._modeling_parallel import ContextParallelConfig
 
     ranks = init_distributed(device)
     check_parallel(kind, ranks.device)
@@ -77,7 +79,7 @@ def enable_context_parallel(pipe, kind: str, device: str | None = None) -> DistI
     return ranks
 
 
-def from_main(ranks: DistInfo | None, compute) -> Any:
+def from_main(ranks: DistInfo | None, compute: Callable[[], T]) -> T:
     """``compute()`` on rank 0, its result sent to every rank (tensors, tuples, dicts; CPU copies
     cross the wire and are moved back to each rank's device). Without context parallelism, just
     ``compute()``."""
@@ -88,7 +90,7 @@ def from_main(ranks: DistInfo | None, compute) -> Any:
     return _to_device(holder[0], ranks.device)
 
 
-def _to_cpu(value):
+def _to_cpu(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return value.detach().cpu()
     if isinstance(value, (list, tuple)):
@@ -98,7 +100,7 @@ def _to_cpu(value):
     return value
 
 
-def _to_device(value, device):
+def _to_device(value: Any, device: torch.device) -> Any:
     if isinstance(value, torch.Tensor):
         return value.to(device)
     if isinstance(value, (list, tuple)):

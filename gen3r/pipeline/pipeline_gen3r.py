@@ -19,12 +19,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
-from diffusers import DiffusionPipeline
-from diffusers.hooks import apply_group_offloading
+from diffusers.hooks.group_offloading import apply_group_offloading
+from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 
 from gen3r.atomic import atomic_dir
 from gen3r.cameras import (
@@ -53,9 +53,9 @@ from gen3r.pipeline.loading import (
 )
 from gen3r.pipeline.output import Gen3ROutput
 from gen3r.pipeline.parallel import from_main
-from gen3r.pipeline.preprocess import as_frames, check_size
+from gen3r.pipeline.preprocess import as_frames, check_size, count_frames
 from gen3r.pipeline.tensors import module_dtype, randn
-from gen3r.pipeline.vggt_geometry import geometry_from_tokens, reconstruct
+from gen3r.pipeline.vggt_geometry import geometry_from_tokens, reconstruct, run_heads
 
 logger = logging.getLogger(__name__)
 
@@ -207,10 +207,9 @@ class Gen3RPipeline(DiffusionPipeline):
         height, width = frames.shape[-2:]
         vggt_dtype = module_dtype(self.vggt)
         tokens, start = self.vggt.aggregate(frames.to(vggt_dtype))
-        pose = self.vggt.predict_cameras(tokens)[-1]
-        _, intrinsics = pose_encoding_to_extri_intri(pose.float(), (height, width))
-        depth, _ = self.vggt.predict_depth(tokens, (height, width), patch_start_idx=start)
-        scene_scales = [0.8 * torch.median(d.float()).item() for d in depth]
+        heads = run_heads(self.vggt, tokens, start, (height, width), point_head=False)
+        _, intrinsics = pose_encoding_to_extri_intri(heads.poses[-1].float(), (height, width))
+        scene_scales = [0.8 * torch.median(d.float()).item() for d in heads.depth]
         return intrinsics[:, 0], scene_scales
 
     def _warn_if_cpu_is_too_slow(self, device: torch.device, num_frames: int, height: int, width: int,
@@ -345,11 +344,17 @@ class Gen3RPipeline(DiffusionPipeline):
     @staticmethod
     def check_inputs(num_frames: int, height: int, width: int, num_inference_steps: int, guidance_scale: float,
                      task: str | None = None, num_condition_frames: int | None = None,
-                     output_type: str = "pt") -> str | None:
-        """Every argument check of :meth:`__call__` that needs no model (the CLI calls it before
-        loading one); returns the task (inferred from ``num_condition_frames`` when None).
-        Gen3RError names the problem and the fix."""
+                     output_type: str = "pt", prompt: str | Sequence[str] | None = None,
+                     negative_prompt: str | Sequence[str] | None = None, batch_size: int | None = None) -> str | None:
+        """Every argument check of :meth:`__call__`; it runs first there, before any model or image is
+        touched, and the CLI calls it before loading a model. Returns the task (inferred from
+        ``num_condition_frames`` when None). Gen3RError names the problem and the fix."""
         check_size(num_frames, height, width)
+        for name, texts in (("prompts", prompt), ("negative prompts", negative_prompt)):
+            if batch_size is not None and texts is not None and not isinstance(texts, str) \
+                    and len(texts) != batch_size:
+                raise Gen3RError(f"got {len(texts)} {name} for a batch of {batch_size}; pass one string or one "
+                                 "per batch element")
         if isinstance(guidance_scale, bool) or not np.isfinite(guidance_scale) or guidance_scale <= 0:
             raise Gen3RError(f"guidance_scale must be a positive number, got {guidance_scale}")
         if num_inference_steps < 1:
@@ -406,23 +411,22 @@ class Gen3RPipeline(DiffusionPipeline):
         Returns a :class:`Gen3ROutput`; None on context-parallel ranks other than 0.
         """
         d = self.call_defaults
-        num_frames = d["num_frames"] if num_frames is None else num_frames
-        height = d["height"] if height is None else height
-        width = d["width"] if width is None else width
-        num_inference_steps = d["num_inference_steps"] if num_inference_steps is None else num_inference_steps
-        guidance_scale = d["guidance_scale"] if guidance_scale is None else guidance_scale
-        self.check_inputs(num_frames, height, width, num_inference_steps, guidance_scale, task,
-                          output_type=output_type)
+        num_frames = cast(int, d["num_frames"]) if num_frames is None else num_frames
+        height = cast(int, d["height"]) if height is None else height
+        width = cast(int, d["width"]) if width is None else width
+        num_inference_steps = (cast(int, d["num_inference_steps"]) if num_inference_steps is None
+                               else num_inference_steps)
+        guidance_scale = cast(float, d["guidance_scale"]) if guidance_scale is None else guidance_scale
+        batch, num_cond = count_frames(images)
+        task = self.check_inputs(num_frames, height, width, num_inference_steps, guidance_scale, task, num_cond,
+                                 output_type, prompt, negative_prompt, batch)
+        assert task is not None, "check_inputs infers the task when given the number of condition frames"
         device = self._exec_device
         dit_dtype = module_dtype(self.transformer)
         self._warn_if_cpu_is_too_slow(device, num_frames, height, width, num_inference_steps)
 
-        # 1. inputs and task
-        frames = as_frames(images, height, width)
-        batch, num_cond = frames.shape[:2]
-        task = self.check_inputs(num_frames, height, width, num_inference_steps, guidance_scale, task, num_cond,
-                                 output_type)
-        frames = frames.to(device)
+        # 1. inputs
+        frames = as_frames(images, height, width).to(device)
 
         # 2. cameras -> packed Plücker rays (encoders on rank 0 only under context parallelism)
         ranks = self.context_parallel
@@ -433,9 +437,6 @@ class Gen3RPipeline(DiffusionPipeline):
         # 3. text
         prompts = [prompt] * batch if isinstance(prompt, str) else list(prompt)
         negatives = [negative_prompt] * batch if isinstance(negative_prompt, str) else list(negative_prompt)
-        if len(prompts) != batch or len(negatives) != batch:
-            raise Gen3RError(f"got {len(prompts)} prompts / {len(negatives)} negative prompts for a batch of "
-                             f"{batch}; pass one string or one per batch element")
         do_cfg = guidance_scale > 1.0
 
         def text_context() -> torch.Tensor:
@@ -471,7 +472,8 @@ class Gen3RPipeline(DiffusionPipeline):
         y_in = torch.cat([y] * repeat).to(dit_dtype)
         clip_in = torch.cat([clip_context] * repeat)
         cam_in = torch.cat([camera_input] * repeat) if camera_input is not None else None
-        with self.progress_bar(total=len(timesteps)) as bar:
+        # torch.compiler.disable (unannotated) hides diffusers' progress_bar(iterable, total) signature
+        with self.progress_bar(total=len(timesteps)) as bar:  # pyright: ignore[reportCallIssue]
             for i, t in enumerate(timesteps):
                 x = torch.cat([latents] * repeat).to(dit_dtype)
                 t_in = t.expand(x.shape[0]).to(torch.float32)
@@ -481,11 +483,11 @@ class Gen3RPipeline(DiffusionPipeline):
                 if do_cfg:
                     uncond, cond = velocity.chunk(2)
                     velocity = uncond + guidance_scale * (cond - uncond)
-                latents = self.scheduler.step(velocity, t, latents, return_dict=False)[0]
+                latents = cast(torch.Tensor, self.scheduler.step(velocity, t, latents, return_dict=False)[0])
                 if callback_on_step_end is not None:
                     result = callback_on_step_end(self, i, t, {"latents": latents})
                     if result and "latents" in result:
-                        latents = result["latents"]
+                        latents = cast(torch.Tensor, result["latents"])
                 bar.update()
 
         # 8. decode appearance and geometry (rank 0 only under context parallelism)

@@ -34,6 +34,7 @@ def read_video(path: str | Path, max_frames: int | None = None) -> torch.Tensor:
     """Read a video file (any format PyAV decodes) as (F, 3, H, W) float32 in [0, 1], with its
     display rotation applied (phone videos)."""
     import av
+    from av.error import FFmpegError
 
     path = Path(path)
     if not path.is_file():
@@ -45,7 +46,7 @@ def read_video(path: str | Path, max_frames: int | None = None) -> torch.Tensor:
                 frames.append(upright_video_frame(frame))
                 if max_frames is not None and len(frames) >= max_frames:
                     break
-    except (av.error.FFmpegError, IndexError, ValueError) as exc:
+    except (FFmpegError, IndexError, ValueError) as exc:
         raise Gen3RError(f"cannot decode video {path} ({exc}); pass a valid video file") from exc
     if not frames:
         raise Gen3RError(f"video {path} has no frames; pass a non-empty video")
@@ -98,18 +99,29 @@ def resize_and_center_crop(frames: torch.Tensor, height: int, width: int) -> tor
     return flat.reshape(*lead, 3, height, width).to(frames.dtype)
 
 
-def as_frames(images: torch.Tensor | Sequence, height: int, width: int) -> torch.Tensor:
+def count_frames(images: torch.Tensor | Sequence | str | Path) -> tuple[int, int]:
+    """``(batch, condition frames)`` of the user's ``images`` (as :func:`as_frames` takes them), from
+    the argument alone: nothing is read or decoded, so the pipeline checks every argument first."""
+    if isinstance(images, torch.Tensor):
+        if images.ndim not in (4, 5) or images.shape[-3] != 3:
+            raise Gen3RError(f"images tensor must be (B, F, 3, H, W) in [0, 1], got {tuple(images.shape)}")
+        return (1, int(images.shape[0])) if images.ndim == 4 else (int(images.shape[0]), int(images.shape[1]))
+    if isinstance(images, (str, Path)):
+        return 1, 1
+    if len(images) == 0:
+        raise Gen3RError("no input images given; pass 1 image, 2 images or a video")
+    return 1, len(images)
+
+
+def as_frames(images: torch.Tensor | Sequence | str | Path, height: int, width: int) -> torch.Tensor:
     """Turn the user's ``images`` into (B, Fc, 3, H, W) in [0, 1] at the working resolution.
 
     Accepts a tensor (B, Fc, 3, h, w) or (Fc, 3, h, w) in [0, 1], or a list of paths / PIL images
     (one batch element). Other sizes are resized and centre-cropped as the official code does.
     """
+    count_frames(images)  # the shape / emptiness checks
     if isinstance(images, torch.Tensor):
-        x = images
-        if x.ndim == 4:
-            x = x[None]
-        if x.ndim != 5 or x.shape[2] != 3:
-            raise Gen3RError(f"images tensor must be (B, F, 3, H, W) in [0, 1], got {tuple(images.shape)}")
+        x = images if images.ndim == 5 else images[None]
     else:
         if isinstance(images, (str, Path)):
             images = [images]
@@ -122,8 +134,6 @@ def as_frames(images: torch.Tensor | Sequence, height: int, width: int) -> torch
             else:  # PIL image
 
                 frames.append(torch.from_numpy(pil_to_rgb(item)).permute(2, 0, 1).contiguous())
-        if not frames:
-            raise Gen3RError("no input images given; pass 1 image, 2 images or a video")
         frames = [resize_and_center_crop(f, height, width) for f in frames]
         x = torch.stack(frames)[None]
     if not torch.isfinite(x).all():
@@ -153,7 +163,7 @@ def validate_camera_source(camera: str | Path | None, num_frames: int, image_siz
     exactly ``num_frames`` cameras.
     """
     if params:
-        if camera not in TRAJECTORY_PRESETS:
+        if not isinstance(camera, str) or camera not in TRAJECTORY_PRESETS:
             flags = ", ".join(f"--camera-{k}" for k in params)
             raise Gen3RError(f"{flags} shape a trajectory preset, but --camera is {str(camera)!r}; pass a "
                              "preset name (see `gen3r cameras list`) or drop them")

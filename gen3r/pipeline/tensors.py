@@ -22,8 +22,8 @@ def module_dtype(module: torch.nn.Module) -> torch.dtype:
 def randn(shape: Sequence[int], generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:
     """Float32 CPU normal noise; a list of generators draws batch element b from ``generator[b]``,
     so each element of a batch equals a batch-1 run with that generator."""
-    if isinstance(generator, (list, tuple)):
-        if len(generator) != shape[0]:
-            raise Gen3RError(f"got {len(generator)} generators for a batch of {shape[0]}; pass one per element")
-        return torch.cat([torch.randn((1, *shape[1:]), generator=g, dtype=torch.float32) for g in generator])
-    return torch.randn(tuple(shape), generator=generator, dtype=torch.float32)
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn(tuple(shape), generator=generator, dtype=torch.float32)
+    if len(generator) != shape[0]:
+        raise Gen3RError(f"got {len(generator)} generators for a batch of {shape[0]}; pass one per element")
+    return torch.cat([torch.randn((1, *shape[1:]), generator=g, dtype=torch.float32) for g in generator])

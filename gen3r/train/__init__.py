@@ -10,6 +10,8 @@ and :mod:`gen3r.train.dit_trainer` the stages (shared loop in :mod:`gen3r.train.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from gen3r.train.losses import (
     adapter_training_loss,
     adaptive_kl_weight,
@@ -23,6 +25,14 @@ from gen3r.train.losses import (
     vae_training_loss,
     vggt_training_loss,
 )
+
+if TYPE_CHECKING:
+    from gen3r.train.adapter_trainer import AdapterTrainer, train_adapter
+    from gen3r.train.config import AdapterTrainConfig, DitTrainConfig, VaeTrainConfig, VggtTrainConfig, load_config
+    from gen3r.train.data import CachedSceneDataset, OfficialLayoutDataset, ProceduralDataset, WeightedMultiDataset
+    from gen3r.train.dit_trainer import DitTrainer, flow_matching_loss, train_dit
+    from gen3r.train.vae_trainer import VaeTrainer, train_vae
+    from gen3r.train.vggt_trainer import VggtTrainer, train_vggt
 
 __all__ = [
     "AdapterTrainConfig",

@@ -24,10 +24,13 @@ import torch
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from torch import nn
 
+from gen3r.models._loading import from_config, load_config
 from gen3r.models.geo_adapter import GeometryAdapter
 from gen3r.models.vggt import adapter_output_to_tokens, tokens_to_adapter_input
 from gen3r.models.wan_vae import encode_video
+from gen3r.pipeline import Gen3RPipeline
 from gen3r.pipeline.tensors import module_dtype
+from gen3r.pipeline.vggt_geometry import run_heads
 from gen3r.train.config import AdapterTrainConfig
 from gen3r.train.loop import Trainer, TrainResult, freeze, init_posterior_logvar, load_module_weights, run_training
 from gen3r.train.losses import adapter_training_loss
@@ -86,6 +89,7 @@ class AdapterTrainer(Trainer):
     component = "geo_adapter"
     prepared_type = AdapterTargets
     config: AdapterTrainConfig
+    pipe: Gen3RPipeline
 
     def build_model(self) -> nn.Module:
         freeze(self.pipe.vggt, self.pipe.wan_vae)
@@ -94,15 +98,15 @@ class AdapterTrainer(Trainer):
         source = self.pipe.geo_adapter
         init = self.config.init
         if init == "checkpoint":
-            adapter = GeometryAdapter.from_config(source.config)
+            adapter = from_config(GeometryAdapter, source.config)
             adapter.load_state_dict(source.state_dict())
         elif init != "random":
-            adapter = GeometryAdapter.from_config(GeometryAdapter.load_config(init))
+            adapter = from_config(GeometryAdapter, load_config(GeometryAdapter, init))
             load_module_weights(adapter, init, f"geo_adapter ({init})")
         else:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.config.seed)
-                adapter = GeometryAdapter.from_config(source.config)
+                adapter = from_config(GeometryAdapter, source.config)
         if self.config.init_logvar is not None:
             init_posterior_logvar(adapter.quant_conv, self.config.init_logvar)
         self._forward = AdapterForward(adapter)
@@ -123,13 +127,13 @@ class AdapterTrainer(Trainer):
         height, width = frames.shape[-2:]
         tokens, start = vggt.aggregate(frames.to(module_dtype(vggt)))
         grid = (height // vggt.config.patch_size, width // vggt.config.patch_size)
-        depth, _ = vggt.predict_depth(tokens, (height, width), patch_start_idx=start)
-        points, _ = vggt.predict_points(tokens, (height, width), patch_start_idx=start)
+        heads = run_heads(vggt, tokens, start, (height, width))
+        assert heads.points is not None, "run_heads runs the point head by default"
         app_mean, app_logvar = encode_video(self.pipe.wan_vae, frames)
         noise = torch.randn(app_mean.shape, generator=self.generator(micro_step, _NOISE_STREAM))
         return AdapterTargets(tokens=tokens_to_adapter_input(tokens, start, grid).float(),
-                              poses=[p.float() for p in vggt.predict_cameras(tokens)], depth=depth.float(),
-                              points=points.float(), app_mean=app_mean.float(), app_logvar=app_logvar.float(),
+                              poses=[p.float() for p in heads.poses], depth=heads.depth.float(),
+                              points=heads.points.float(), app_mean=app_mean.float(), app_logvar=app_logvar.float(),
                               noise=noise.to(self.device), image_size=(height, width))
 
     def loss(self, prepared: AdapterTargets, micro_step: int) -> dict[str, Any]:
@@ -140,13 +144,12 @@ class AdapterTrainer(Trainer):
         vggt = self.pipe.vggt
         special = vggt.num_special_tokens
         token_list = adapter_output_to_tokens(decoded, num_special_tokens=special)
-        poses = vggt.predict_cameras(token_list)
-        depth, _ = vggt.predict_depth(token_list, t.image_size, patch_start_idx=special)
-        points, _ = vggt.predict_points(token_list, t.image_size, patch_start_idx=special)
+        heads = run_heads(vggt, token_list, special, t.image_size)
+        assert heads.points is not None, "run_heads runs the point head by default"
         w = self.config.loss_weights
         return adapter_training_loss(
-            decoded.float(), t.tokens, q_geo, q_app, [p.float() for p in poses], t.poses,
-            depth.float(), t.depth, points.float(), t.points,
+            decoded.float(), t.tokens, q_geo, q_app, [p.float() for p in heads.poses], t.poses,
+            heads.depth.float(), t.depth, heads.points.float(), t.points,
             recon_weight=w.get("recon", 0.5), similarity_weight=w.get("similarity", 0.1), kl_weight=w.get("kl", 2.0))
 
 

@@ -256,7 +256,7 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             except Gen3RError as exc:
                 errors.append(str(exc))
         raise Gen3RError(errors[0] if errors else f"config key {key!r}: bad value {value!r}")
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise Gen3RError(f"config key {key!r} must be an object with fields of {tp.__name__}, got {value!r}")
         return _from_dict(tp, value, key + ".")
@@ -311,7 +311,7 @@ def _check_range(ok: bool, message: str) -> None:
         raise Gen3RError(message)
 
 
-def validate(config: TrainConfig) -> TrainConfig:
+def validate(config: C) -> C:
     """Check value ranges; raise Gen3RError naming the first bad key. Returns ``config``."""
     d, o = config.data, config.optim
     _check_range(config.max_steps >= 1, f"max_steps must be >= 1, got {config.max_steps}")

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -125,8 +125,10 @@ class OfficialLayoutDataset(Dataset):
             raise Gen3RError(f"{transforms_path}: {len(frames)} camera frames for {len(files)} images in "
                              f"{images}; every image needs one transforms.json frame")
         by_name = {p.name: p for p in files}
-        if all(f.file_path is not None and Path(f.file_path).name in by_name for f in frames):
-            return [(by_name[Path(f.file_path).name], f) for f in frames]
+        named = [by_name[name] for f in frames
+                 if f.file_path is not None and (name := Path(f.file_path).name) in by_name]
+        if len(named) == len(frames):
+            return list(zip(named, frames))
         return list(zip(files, frames))
 
     def load(self, index: int, rng: np.random.Generator) -> dict[str, Any]:
@@ -135,9 +137,10 @@ class OfficialLayoutDataset(Dataset):
         table = self._frame_table(images, transforms_path)
         chosen = select_frames(len(table), self.num_frames, self.max_stride, rng)
         frames = torch.stack([read_image(table[i][0]) for i in chosen])
-        sizes = {table[i][1].size for i in chosen}
-        if None in sizes:
+        found = [table[i][1].size for i in chosen]
+        if None in found:
             raise Gen3RError(f"{transforms_path}: frames without 'w'/'h'; record the image size of every frame")
+        sizes = {size for size in found if size is not None}
         if len(sizes) != 1:
             raise Gen3RError(f"{transforms_path}: frames have different sizes {sorted(sizes)}; "
                              "all frames of a clip must share one resolution")
@@ -145,7 +148,9 @@ class OfficialLayoutDataset(Dataset):
         intrinsics = torch.from_numpy(np.stack([table[i][1].K for i in chosen]))
         cameras = Cameras.from_c2w(c2w, intrinsics, sizes.pop())
         frames, cameras = _finish(frames, cameras, self.height, self.width)
-        lines = captions_path.read_text().splitlines() if captions_path.is_file() else []
+        lines: list[str] = []
+        if captions_path is not None and captions_path.is_file():
+            lines = captions_path.read_text().splitlines()
         return {"frames": frames, "cameras": cameras, "caption": _pick_caption(lines, rng),
                 "source": f"{self.name}/{index}"}
 
@@ -240,6 +245,14 @@ class CachedSceneDataset(Dataset):
 
 # ----------------------------------------------------------------------------- weighted mixture
 
+class SceneSource(Protocol):
+    """What :class:`WeightedMultiDataset` draws from: a number of scenes and ``load(index, rng)``."""
+
+    def __len__(self) -> int: ...
+
+    def load(self, index: int, rng: np.random.Generator) -> dict[str, Any]: ...
+
+
 class WeightedMultiDataset(Dataset):
     """Weighted mixture of datasets (official ``BalancedDatasetWithResizeCrop``).
 
@@ -248,7 +261,7 @@ class WeightedMultiDataset(Dataset):
     scene index, so any non-negative integer is valid.
     """
 
-    def __init__(self, datasets: Mapping[str, Dataset], weights: Mapping[str, float], seed: int = 0) -> None:
+    def __init__(self, datasets: Mapping[str, SceneSource], weights: Mapping[str, float], seed: int = 0) -> None:
         missing = sorted(set(datasets) ^ set(weights))
         if missing:
             raise Gen3RError(f"datasets and weights name different folders: {missing}")

@@ -28,16 +28,19 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
-from diffusers import FlowMatchEulerDiscreteScheduler
+from diffusers.schedulers.scheduling_flow_match_euler_discrete import FlowMatchEulerDiscreteScheduler
 from torch import nn
 
 from gen3r.data.cache import SceneCache
 from gen3r.errors import Gen3RError
+from gen3r.models._loading import from_config, load_config
 from gen3r.models.geo_adapter import GeometryAdapter
+from gen3r.models.transformer import Gen3RTransformer3DModel
 from gen3r.models.wan_vae import encode_video, sample_posterior
+from gen3r.pipeline import Gen3RPipeline
 from gen3r.pipeline.conditioning import condition_from_posterior, condition_indices
 from gen3r.pipeline.tensors import module_dtype, randn
 from gen3r.train.config import DitTrainConfig
@@ -77,7 +80,7 @@ def timestep_index_range(rank: int, world_size: int, num: int = NUM_TRAIN_TIMEST
 def training_scheduler(config: dict[str, Any]) -> FlowMatchEulerDiscreteScheduler:
     """A fresh FlowMatchEuler scheduler from the checkpoint's scheduler config (1000 train steps;
     ``sigmas = shift s / (1 + (shift - 1) s)``, ``timesteps = 1000 sigmas``, s = k/1000)."""
-    return FlowMatchEulerDiscreteScheduler.from_config(config)
+    return from_config(FlowMatchEulerDiscreteScheduler, config)
 
 
 @dataclass
@@ -115,13 +118,15 @@ class DitTrainer(Trainer):
     component = "transformer"
     prepared_type = DitInputs
     config: DitTrainConfig
+    pipe: Gen3RPipeline
+    model: Gen3RTransformer3DModel
 
     def build_model(self) -> nn.Module:
         pipe, cfg = self.pipe, self.config
         self.adapter_folder = None
         if cfg.adapter_path is not None:
             self.adapter_folder = resolve_component(cfg.adapter_path, "geo_adapter")
-            adapter = GeometryAdapter.from_config(GeometryAdapter.load_config(self.adapter_folder))
+            adapter = from_config(GeometryAdapter, load_config(GeometryAdapter, self.adapter_folder))
             load_module_weights(adapter, self.adapter_folder, f"geo_adapter ({self.adapter_folder})")
             pipe.register_modules(geo_adapter=adapter)
         frozen = (pipe.text_encoder, pipe.clip_image_encoder, pipe.wan_vae, pipe.vggt, pipe.geo_adapter)
@@ -141,6 +146,7 @@ class DitTrainer(Trainer):
         import torch.distributed as dist
 
         d, cfg = self.config.data, self.config
+        assert d.cache is not None, "validate requires data.cache with latent_cache"
         frames = SceneCache(d.cache).settings["num_frames"]
         if d.num_frames != frames:
             raise Gen3RError(f"latent_cache needs whole clips: data.num_frames {d.num_frames} differs from the "
@@ -192,8 +198,9 @@ class DitTrainer(Trainer):
         prompts = ["" if d else c for d, c in zip(drop_prompt.tolist(), batch["caption"])]
         camera_dropped = bool(torch.rand(1, generator=rand.choices) < cfg.camera_dropout)
         idx = torch.randint(*self.t_range, (b,), generator=rand.choices)
-        sigmas = self.scheduler_train.sigmas[idx].float()
-        timesteps = self.scheduler_train.timesteps[idx].float()
+        # diffusers leaves the scheduler's tables unannotated (tensors after __init__)
+        sigmas = cast(torch.Tensor, self.scheduler_train.sigmas)[idx].float()
+        timesteps = cast(torch.Tensor, self.scheduler_train.timesteps)[idx].float()
 
         if self.latents is not None:
             z0, y = self._cached_target_and_condition(batch["scene"], modes, num_frames, rand)
@@ -210,7 +217,7 @@ class DitTrainer(Trainer):
             [c.relative_to_first().plucker(height, width) for c in batch["cameras"]]).float()
         camera = pipe.pack_camera_input(plucker, b, num_frames, height, width, device, dtype)
         context = pipe.encode_prompt(prompts, device, dtype)
-        clip = pipe.encode_clip(frames[:, 0], dtype).to(device) if self.model.config.image_dim else None
+        clip = pipe.encode_clip(frames[:, 0], dtype).to(device) if self.model.config["image_dim"] else None
         return DitInputs(hidden_states=torch.cat([x_t, y], dim=1).to(dtype), timestep=timesteps.to(device),
                          encoder_hidden_states=context, encoder_hidden_states_image=clip, camera=camera,
                          target=(eps - z0).float(), sigmas=sigmas, modes=modes, prompts=prompts,
@@ -220,18 +227,20 @@ class DitTrainer(Trainer):
                                      rand: DitRandom) -> tuple[torch.Tensor, torch.Tensor]:
         """Z0 and the condition ``y`` from the latent cache, with the random draws of the uncached path
         (:meth:`encode_target`, then one :func:`condition_from_posterior` per sample)."""
+        latents = self.latents
+        assert latents is not None, "build_inputs reads the latent cache only when there is one"
         halves = self.pipe.latent_halves
-        app_mean, app_logvar = self.latents.get(scenes, "appearance")
+        app_mean, app_logvar = latents.get(scenes, "appearance")
         parts = [sample_posterior(app_mean, app_logvar, randn(app_mean.shape, rand.target))]
         if halves == 2:
-            geo_mean, geo_logvar = self.latents.get(scenes, "geometry")
+            geo_mean, geo_logvar = latents.get(scenes, "geometry")
             parts.append(sample_posterior(geo_mean, geo_logvar, randn(geo_mean.shape, rand.target)))
         conditions = []
         for i, mode in enumerate(modes):
             if mode == "allview":
                 mean, logvar = app_mean[i:i + 1], app_logvar[i:i + 1]
             else:
-                mean, logvar = self.latents.get(scenes[i:i + 1], f"cond_{mode}")
+                mean, logvar = latents.get(scenes[i:i + 1], f"cond_{mode}")
             conditions.append(condition_from_posterior(mean, logvar, mode, num_frames, rand.condition, halves))
         return torch.cat(parts, dim=-1), torch.cat(conditions)
 

@@ -24,7 +24,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -41,13 +41,16 @@ from gen3r.models._loading import load_strict, read_weights_dir
 from gen3r.pipeline import Gen3RPipeline
 from gen3r.train.config import RENAMED_KEYS, OptimConfig, TrainConfig, config_to_dict, load_config, validate
 from gen3r.train.data import DrawSampler, build_dataset, collate
-from gen3r.train.stages import resolve_component
+from gen3r.train.stages import CHECKPOINT_PREFIX, STATE_FILE, list_checkpoints, resolve_component
+
+if TYPE_CHECKING:
+    from diffusers.models.modeling_utils import ModelMixin
+    from torch.distributed.fsdp import FSDPModule
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-CHECKPOINT_PREFIX = "checkpoint-"
-STATE_FILE = "training_state.pt"
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 #: torch.distributed.checkpoint folder of a ``distributed="fsdp2"`` checkpoint (model + optimizer shards).
 SHARDED_DIR = "sharded"
 WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
@@ -64,7 +67,8 @@ def step_generator(seed: int, rank: int, micro_step: int, stream: int = 0) -> to
 # ------------------------------------------------------------------------------ optimiser, schedule
 
 def build_optimizer(params, optim: OptimConfig) -> torch.optim.AdamW:
-    return torch.optim.AdamW(params, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps,
+    beta1, beta2 = optim.betas
+    return torch.optim.AdamW(params, lr=optim.lr, betas=(beta1, beta2), eps=optim.eps,
                              weight_decay=optim.weight_decay)
 
 
@@ -91,7 +95,7 @@ def grad_clip_value(step: int, total: int, optim: OptimConfig) -> float:
 
 # -------------------------------------------------------------------------------------- loading
 
-def load_pipeline(checkpoint: str | None):
+def load_pipeline(checkpoint: str | None) -> Gen3RPipeline:
     """The Gen3R pipeline (official or converted layout) whose components the trainers use."""
     if checkpoint is None:
         raise Gen3RError("no Gen3R checkpoint given; set 'checkpoint' in the config or pass --checkpoint DIR")
@@ -116,7 +120,7 @@ def seeded(build: Callable[[], T], seed: int) -> T:
         return build()
 
 
-def initial_weights(build: Callable[[], T], seed: int, init: str, component: str) -> T:
+def initial_weights(build: Callable[[], ModuleT], seed: int, init: str, component: str) -> ModuleT:
     """The model a base-model stage starts from: ``build()`` seeded by ``seed`` (``init ==
     "random"``), or with the weights of a trained ``component`` loaded strictly from ``init`` (its
     folder, a ``checkpoint-<step>`` folder or a run folder: the newest checkpoint). A run that
@@ -129,7 +133,7 @@ def initial_weights(build: Callable[[], T], seed: int, init: str, component: str
     return model
 
 
-def init_posterior_logvar(quant_conv: nn.Module, value: float) -> None:
+def init_posterior_logvar(quant_conv: nn.Conv3d, value: float) -> None:
     """Set the log-variance half of a VAE's ``quant_conv`` bias (output ``[mean | logvar]``) to
     ``value`` and zero the matching weights, in place.
 
@@ -139,6 +143,7 @@ def init_posterior_logvar(quant_conv: nn.Module, value: float) -> None:
     (std 0.018) makes the autoencoder nearly deterministic from the first step.
     """
     half = quant_conv.weight.shape[0] // 2
+    assert quant_conv.bias is not None, "a VAE's quant_conv has a bias"
     with torch.no_grad():
         quant_conv.weight[half:].zero_()
         quant_conv.bias[half:].fill_(value)
@@ -147,16 +152,6 @@ def init_posterior_logvar(quant_conv: nn.Module, value: float) -> None:
 def freeze(*modules: nn.Module) -> None:
     for module in modules:
         module.requires_grad_(False).eval()
-
-
-def list_checkpoints(output_dir: str | Path) -> list[Path]:
-    """Complete checkpoints in ``output_dir``, oldest first."""
-    folder = Path(output_dir)
-    if not folder.is_dir():
-        return []
-    found = [p for p in folder.iterdir() if p.is_dir() and p.name.startswith(CHECKPOINT_PREFIX)
-             and p.name[len(CHECKPOINT_PREFIX):].isdigit() and (p / STATE_FILE).is_file()]
-    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
 
 
 #: Config fields a resumed run may change: the schedule's length (the learning rate continues on the
@@ -286,7 +281,7 @@ class Trainer:
         self.config = validate(config)
         self.dist = init_distributed(config.device)
         if not self.uses_pipeline:
-            self.pipe = None
+            self.pipe: Gen3RPipeline | None = None
         else:
             self.pipe = pipeline if pipeline is not None else load_pipeline(config.checkpoint)
         self.device = self.dist.device
@@ -394,10 +389,10 @@ class Trainer:
             micro = self.step * n + i
             sync = i == n - 1 or not self.dist.distributed
             if self.sharded:
-                self.model.set_requires_gradient_sync(sync)
+                cast("FSDPModule", self.model).set_requires_gradient_sync(sync)
                 ctx = contextlib.nullcontext()
-            else:
-                ctx = contextlib.nullcontext() if sync else self.wrapped.no_sync()
+            else:  # not in sync: distributed, so wrapped by DDP
+                ctx = contextlib.nullcontext() if sync else cast(DistributedDataParallel, self.wrapped).no_sync()
             with ctx:
                 terms = self.compute_loss(batch, micro)
                 loss = terms["loss"]
@@ -410,8 +405,9 @@ class Trainer:
         clip = grad_clip_value(self.step, self.config.max_steps, self.config.optim)
         params = [p for p in self.model.parameters() if p.requires_grad]
         norm = torch.nn.utils.clip_grad_norm_(params, clip)
-        grad_norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # DTensor under FSDP2
-        lr = self.scheduler.get_last_lr()[0]
+        full_tensor = getattr(norm, "full_tensor", None)  # a DTensor under FSDP2
+        grad_norm = float(full_tensor() if full_tensor is not None else norm)
+        lr = float(self.scheduler.get_last_lr()[0])
         self.optimizer.step()
         self.scheduler.step()
         self.step += 1
@@ -476,7 +472,7 @@ class Trainer:
             return self._save_sharded(path)
         if self.dist.is_main:
             with atomic_dir(path, overwrite=True) as tmp:
-                self.model.save_pretrained(tmp / self.component, safe_serialization=True)
+                cast("ModelMixin", self.model).save_pretrained(tmp / self.component, safe_serialization=True)
                 torch.save({"step": self.step, "optimizer": self.optimizer.state_dict(),
                             "scheduler": self.scheduler.state_dict(), "config": config_to_dict(self.config)},
                            tmp / STATE_FILE)
@@ -491,22 +487,24 @@ class Trainer:
             shutil.rmtree(old, ignore_errors=True)
 
     def _save_sharded(self, path: Path) -> Path:
-        import torch.distributed.checkpoint as dcp
         from safetensors.torch import save_file
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_state_dict
+        from torch.distributed.checkpoint.state_dict_saver import save as dcp_save
 
         holder: list[str | None] = [str(temporary_dir(path)) if self.dist.is_main else None]
         if self.dist.distributed:
             dist.broadcast_object_list(holder, src=0)
+        assert holder[0] is not None, "rank 0 broadcasts the temporary folder"
         tmp = Path(holder[0])
         model_state, optim_state = get_state_dict(self.model, self.optimizer)
-        dcp.save({"model": model_state, "optimizer": optim_state}, checkpoint_id=str(tmp / SHARDED_DIR))
+        dcp_save({"model": model_state, "optimizer": optim_state}, checkpoint_id=str(tmp / SHARDED_DIR))
         full = get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
         if self.dist.is_main:
             try:
                 (tmp / self.component).mkdir()
-                self.model.save_config(tmp / self.component)
-                save_file({k: v.contiguous() for k, v in full.items()}, str(tmp / self.component / WEIGHTS_FILE))
+                cast("ModelMixin", self.model).save_config(tmp / self.component)
+                save_file({k: cast(torch.Tensor, v).contiguous() for k, v in full.items()},
+                          str(tmp / self.component / WEIGHTS_FILE))
                 torch.save({"step": self.step, "scheduler": self.scheduler.state_dict(), "sharded": True,
                             "config": config_to_dict(self.config)}, tmp / STATE_FILE)
                 publish_dir(tmp, path)
@@ -530,16 +528,16 @@ class Trainer:
         if state is None:
             state = read_training_state(checkpoint)
         if state.get("sharded"):  # torch.distributed.checkpoint: any number of processes
-            import torch.distributed.checkpoint as dcp
-            from torch.distributed.checkpoint import DefaultLoadPlanner
+            from torch.distributed.checkpoint.default_planner import DefaultLoadPlanner
             from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+            from torch.distributed.checkpoint.state_dict_loader import load as dcp_load
 
             model_state, optim_state = get_state_dict(self.model, self.optimizer)
             folder = str(checkpoint / SHARDED_DIR)
-            dcp.load({"model": model_state}, checkpoint_id=folder)  # every weight, strictly
+            dcp_load({"model": model_state}, checkpoint_id=folder)  # every weight, strictly
             # Adam keeps no state for a parameter that never had a gradient (e.g. an unused mask
             # token); the template here has one for every parameter: load what the run saved.
-            dcp.load({"optimizer": optim_state}, checkpoint_id=folder,
+            dcp_load({"optimizer": optim_state}, checkpoint_id=folder,
                      planner=DefaultLoadPlanner(allow_partial_load=True))
             set_state_dict(self.model, self.optimizer, model_state_dict=model_state, optim_state_dict=optim_state)
         else:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -123,7 +123,8 @@ def camera_consistency_loss(pred_pose_iters: Sequence[torch.Tensor] | torch.Tens
         total_t = total_t + err[..., :3].clamp(max=clamp_t).mean() * weight
         total_r = total_r + err[..., 3:7].mean() * weight
         total_fov = total_fov + err[..., 7:].mean() * weight
-    return (weight_t * total_t + weight_r * total_r + weight_fov * total_fov) / n
+    loss = (weight_t * total_t + weight_r * total_r + weight_fov * total_fov) / n
+    return cast(torch.Tensor, loss)  # a tensor: there is at least one iteration
 
 
 def depth_consistency_loss(pred_depth: torch.Tensor, target_depth: torch.Tensor) -> torch.Tensor:

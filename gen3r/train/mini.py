@@ -68,7 +68,8 @@ def fresh_components(arch: Mapping[str, Mapping[str, Any]], seed: int = 0) -> di
     The transformer's output projection starts at zero (the DiT is trained from scratch here, not
     fine-tuned), so its first prediction is zero velocity.
     """
-    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler
+    from diffusers.models.autoencoders.autoencoder_kl_wan import AutoencoderKLWan
+    from diffusers.schedulers.scheduling_flow_match_euler_discrete import FlowMatchEulerDiscreteScheduler
     from transformers import CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
 
     tokenizer = build_word_tokenizer(procedural_vocabulary())
@@ -93,7 +94,7 @@ def fresh_components(arch: Mapping[str, Mapping[str, Any]], seed: int = 0) -> di
 def load_trained(component: str, path: str | Path) -> torch.nn.Module:
     """A trained ``component`` (vggt, wan_vae, geo_adapter, transformer) from a run, checkpoint or
     component folder (strict load, float32)."""
-    from diffusers import AutoencoderKLWan
+    from diffusers.models.autoencoders.autoencoder_kl_wan import AutoencoderKLWan
 
     classes = {"vggt": VGGT, "wan_vae": AutoencoderKLWan, "geo_adapter": GeometryAdapter,
                "transformer": Gen3RTransformer3DModel}
@@ -148,6 +149,7 @@ def assemble(out: str | Path, *, base: str | Path | None = None, trained: Mappin
     for stage, path in trained.items():
         components[TRAINED[stage]] = load_trained(TRAINED[stage], path).eval()
     if "vae" in trained:
+        assert cache is not None, "checked before any model loads"
         calibrate_latents(components["wan_vae"], calibration_clips(cache))
     pipe = Gen3RPipeline(**components)
     pipe.call_defaults.update(MINI_CALL_DEFAULTS if call_defaults is None else call_defaults)

@@ -212,10 +212,11 @@ PRESETS["dit"]["mini-nokl"] = merge(PRESETS["dit"]["mini"], {
     "output_dir": f"{ABLATIONS}/nokl/dit", "adapter_path": f"{ABLATIONS}/nokl/adapter"})
 # "2-stage": an appearance-only DiT (runs/ablations/2stage/base: runs/mini/base with a fresh DiT of the
 # ``mini-2stage`` sizes; base2 likewise from runs/mini/base2), then mini VGGT on its generated frames.
+# An appearance-only DiT never reads geometry latents: no adapter run to load (``adapter_path`` None).
 PRESETS["dit"]["mini-2stage"] = merge(PRESETS["dit"]["mini"], {
-    "output_dir": f"{ABLATIONS}/2stage/dit", "checkpoint": f"{ABLATIONS}/2stage/base"})
+    "output_dir": f"{ABLATIONS}/2stage/dit", "checkpoint": f"{ABLATIONS}/2stage/base", "adapter_path": None})
 PRESETS["dit"]["mini-2stage-refine"] = merge(PRESETS["dit"]["mini-refine"], {
-    "output_dir": f"{ABLATIONS}/2stage/dit2", "checkpoint": f"{ABLATIONS}/2stage/base2"})
+    "output_dir": f"{ABLATIONS}/2stage/dit2", "checkpoint": f"{ABLATIONS}/2stage/base2", "adapter_path": None})
 PRESETS["dit"]["mini-nokl-refine"] = merge(PRESETS["dit"]["mini-refine"], {
     "output_dir": f"{ABLATIONS}/nokl/dit2", "checkpoint": f"{ABLATIONS}/nokl/base2",
     "adapter_path": f"{ABLATIONS}/nokl/adapter2"})

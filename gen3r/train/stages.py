@@ -17,6 +17,21 @@ _ENTRIES: dict[str, tuple[str, str]] = {
 }
 
 
+#: A run folder holds ``checkpoint-<step>`` folders; a complete one has its training state file.
+CHECKPOINT_PREFIX = "checkpoint-"
+STATE_FILE = "training_state.pt"
+
+
+def list_checkpoints(output_dir: str | Path) -> list[Path]:
+    """Complete checkpoints in ``output_dir``, oldest first."""
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if p.is_dir() and p.name.startswith(CHECKPOINT_PREFIX)
+             and p.name[len(CHECKPOINT_PREFIX):].isdigit() and (p / STATE_FILE).is_file()]
+    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
+
+
 def _attr(path: str):
     module, _, name = path.partition(":")
     return getattr(importlib.import_module(module), name)
@@ -33,8 +48,6 @@ def stage_entry(stage: str) -> tuple[type, Callable]:
 def resolve_component(path: str | Path, component: str) -> Path:
     """The ``component`` folder (config.json + weights) that ``path`` names: the folder itself, a
     ``checkpoint-<step>`` folder holding it, or a run folder (its newest checkpoint)."""
-    from gen3r.train.loop import list_checkpoints
-
     path = Path(path)
     if (path / "config.json").is_file() and any(path.glob("*.safetensors")):  # a run folder has config.json too
         return path

@@ -16,12 +16,15 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
-from diffusers import AutoencoderKLWan
+from diffusers.models.autoencoders.autoencoder_kl_wan import AutoencoderKLWan
+from diffusers.models.autoencoders.vae import DecoderOutput
+from diffusers.models.modeling_outputs import AutoencoderKLOutput
 from torch import nn
 
+from gen3r.errors import Gen3RError
 from gen3r.train.config import VaeTrainConfig
 from gen3r.train.loop import Trainer, TrainResult, init_posterior_logvar, initial_weights, run_training
 from gen3r.train.losses import vae_training_loss
@@ -48,9 +51,9 @@ class VaeForward(nn.Module):
         self.vae = vae
 
     def forward(self, video: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        posterior = self.vae.encode(video).latent_dist
+        posterior = cast(AutoencoderKLOutput, self.vae.encode(video)).latent_dist  # return_dict=True
         z = posterior.mean + posterior.std * noise
-        return self.vae.decode(z).sample, posterior.mean, posterior.logvar
+        return cast(DecoderOutput, self.vae.decode(z)).sample, posterior.mean, posterior.logvar
 
 
 def random_crop(frames: torch.Tensor, size: int | None, generator: torch.Generator) -> torch.Tensor:
@@ -73,6 +76,7 @@ class VaeTrainer(Trainer):
     prepared_type = VaeBatch
     uses_pipeline = False
     config: VaeTrainConfig
+    model: AutoencoderKLWan
 
     def build_model(self) -> nn.Module:
         vae = initial_weights(lambda: AutoencoderKLWan(**self.config.model), self.config.seed, self.config.init,
@@ -101,9 +105,9 @@ class VaeTrainer(Trainer):
 
 def _latent_shape(vae: AutoencoderKLWan, video_shape: torch.Size) -> tuple[int, ...]:
     b, _, f, h, w = video_shape
-    down = 2 ** sum(bool(t) for t in vae.config.temperal_downsample)
-    scale = 2 ** (len(vae.config.dim_mult) - 1)
-    return (b, vae.config.z_dim, (f - 1) // down + 1, h // scale, w // scale)
+    down = 2 ** sum(bool(t) for t in vae.config["temperal_downsample"])
+    scale = 2 ** (len(vae.config["dim_mult"]) - 1)
+    return (b, vae.config["z_dim"], (f - 1) // down + 1, h // scale, w // scale)
 
 
 @torch.no_grad()
@@ -116,11 +120,13 @@ def calibrate_latents(vae: AutoencoderKLWan, clips: Iterable[torch.Tensor]) -> t
     count = 0
     for clip in clips:
         x = (clip * 2 - 1).clamp(-1, 1).permute(0, 2, 1, 3, 4).to(next(vae.parameters()))
-        mu = vae.encode(x).latent_dist.mean.double()
+        mu = cast(AutoencoderKLOutput, vae.encode(x)).latent_dist.mean.double()
         s, sq = mu.sum(dim=(0, 2, 3, 4)), mu.square().sum(dim=(0, 2, 3, 4))
         total = s if total is None else total + s
         total_sq = sq if total_sq is None else total_sq + sq
         count += mu.numel() // mu.shape[1]
+    if total is None or total_sq is None:
+        raise Gen3RError("calibrate_latents needs at least one clip")
     mean = total / count
     std = (total_sq / count - mean.square()).clamp(min=1e-12).sqrt()
     vae.register_to_config(latents_mean=mean.tolist(), latents_std=std.tolist())

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
@@ -63,10 +64,16 @@ def _unproject(data: SequenceData) -> np.ndarray:
     return out
 
 
+def _chw(rgb: np.ndarray) -> torch.Tensor:
+    """(F, H, W, 3) numpy frames as (F, 3, H, W) torch."""
+    return torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(0, 3, 1, 2)
+
+
 def _assert_matches_scene(data: SequenceData, scene, depth_atol: float, same_world: bool = True,
                           pose_atol: float = 1e-5) -> None:
-    assert data.frames.shape == scene.rgb.shape and data.frames.dtype == np.float32
-    np.testing.assert_allclose(data.frames, scene.rgb, atol=0.5 / 255 + 1e-6)
+    expected = _chw(scene.rgb)  # the readers return the evaluation's layout, (F, 3, H, W) torch
+    assert data.frames.shape == expected.shape and data.frames.dtype == torch.float32
+    np.testing.assert_allclose(data.frames.numpy(), expected.numpy(), atol=0.5 / 255 + 1e-6)
     np.testing.assert_allclose(data.intrinsics, scene.intrinsics, rtol=1e-5, atol=1e-4)
     if same_world:
         np.testing.assert_allclose(data.extrinsics, scene.extrinsics, atol=pose_atol)
@@ -120,7 +127,7 @@ def test_nerfstudio_reader_rescales_intrinsics_for_downsampled_images(tmp_path, 
     for p in sorted((root / "s" / "nerfstudio" / "images").iterdir()):
         Image.open(p).resize((W // 2, H // 2), Image.BILINEAR).save(small / p.name)
     data = NerfstudioReader(root, images_dir="images_2").load("s", with_depth=False)
-    assert data.frames.shape == (F, H // 2, W // 2, 3)
+    assert data.frames.shape == (F, 3, H // 2, W // 2)
     np.testing.assert_allclose(data.intrinsics[:, :2], scene.intrinsics[:, :2] / 2, rtol=1e-5)
 
 
@@ -168,7 +175,7 @@ def test_co3d_reader(tmp_path, scene):
     assert reader.names() == ["teddybear/101_1_2"]
     data = reader.load("teddybear/101_1_2")
     # JPEG frames: compare loosely; cameras exactly; float16 depth: relative 1e-3
-    assert np.abs(data.frames - scene.rgb).mean() < 0.02
+    assert (data.frames - _chw(scene.rgb)).abs().mean() < 0.02
     np.testing.assert_allclose(data.extrinsics, scene.extrinsics, atol=1e-5)
     np.testing.assert_allclose(data.intrinsics, scene.intrinsics, rtol=1e-6)
     np.testing.assert_allclose(data.depth[scene.valid], scene.depth[scene.valid], rtol=1e-3)

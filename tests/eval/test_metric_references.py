@@ -138,8 +138,8 @@ def test_realestate10k_reader_on_a_hand_written_file(tmp_path):
         Image.fromarray(np.full((h, w, 3), 40 * i, np.uint8)).save(frames_dir / f"{ts}.png")
     (tmp_path / "test" / "seq0.txt").write_text("\n".join(lines) + "\n")
     data = RealEstate10KReader(tmp_path, split="test").load("seq0", with_depth=False)
-    assert data.frames.shape == (3, h, w, 3)
-    np.testing.assert_allclose(data.frames[2], 80 / 255, atol=1e-6)
+    assert data.frames.shape == (3, 3, h, w)
+    np.testing.assert_allclose(data.frames[2].numpy(), 80 / 255, atol=1e-6)
     K = np.array([[0.9 * w, 0, 0.45 * w], [0, 1.2 * h, 0.55 * h], [0, 0, 1]])
     np.testing.assert_allclose(data.intrinsics, np.broadcast_to(K, (3, 3, 3)), rtol=1e-6)
     for i in range(3):

@@ -16,7 +16,7 @@ from gen3r.models.image_encoder import (
     CLIP_STD,
     DROPPED_KEYS,
     DROPPED_PREFIXES,
-    build_image_encoder,
+    clip_vision_config,
     encode_image,
     from_official_state_dict,
     load_official_image_encoder,
@@ -132,7 +132,7 @@ def test_bad_arch_raises(arch):
     with pytest.raises(Gen3RError, match="unknown entries"):
         load_official_image_encoder(CLIP_DIR, {**arch, "vision_depth": 2})
     with pytest.raises(Gen3RError, match="activation"):
-        build_image_encoder({**arch, "activation": "quick_gelu"})
+        clip_vision_config({**arch, "activation": "quick_gelu"})
 
 
 def test_bfloat16_model_encodes_in_bfloat16(arch, frame0):

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import save_file
 
 from gen3r.errors import CheckpointError
-from gen3r.models._loading import check_state_dict, drop_prefix, load_strict, read_weights, read_weights_dir
+from gen3r.models._loading import check_state_dict, load_strict, read_weights, read_weights_dir
 
 
 def test_read_weights_cast_while_reading(tmp_path):
@@ -60,7 +60,3 @@ def test_strict_lists_every_problem():
     check_state_dict({"a": (1,)}, {"a": torch.zeros(1)}, "ok")
     load_strict(model, {"weight": torch.ones(3, 2), "bias": torch.ones(3)}, "lin")
     assert torch.equal(model.weight, torch.ones(3, 2))
-
-
-def test_drop_prefix():
-    assert drop_prefix({"model.a": 1, "b": 2}, "model.") == {"a": 1, "b": 2}

@@ -272,5 +272,10 @@ def test_output_types_and_check_inputs():
     with pytest.raises(Gen3RError, match="task 2view needs 2 condition image"):
         Gen3RPipeline.check_inputs(5, 112, 112, 10, 3.0, task="2view", num_condition_frames=1)
     assert Gen3RPipeline.check_inputs(5, 112, 112, 10, 3.0, num_condition_frames=2) == "2view"
+    # __call__ checks every argument before it reads an image: the missing file is never opened
+    with pytest.raises(Gen3RError, match="got 2 prompts for a batch of 1"):
+        pipe(["does-not-exist.png"], prompt=["a", "b"], **kw)
+    with pytest.raises(Gen3RError, match="task 2view needs 2 condition image"):
+        pipe(["does-not-exist.png"], task="2view", **kw)
     with pytest.raises(Gen3RError, match="unknown argument\\(s\\) device_map"):
         Gen3RPipeline.from_pretrained(MINI_MODEL, device_map="auto")

@@ -10,7 +10,15 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from gen3r.errors import Gen3RError
-from gen3r.pipeline.preprocess import as_frames, check_size, read_frames, read_image, read_video, resize_and_center_crop
+from gen3r.pipeline.preprocess import (
+    as_frames,
+    check_size,
+    count_frames,
+    read_frames,
+    read_image,
+    read_video,
+    resize_and_center_crop,
+)
 from tests._tiny import TINY
 
 
@@ -90,3 +98,15 @@ def test_as_frames_rejects_bad_values():
         as_frames(torch.full((1, 1, 3, 8, 8), 255.0), 8, 8)
     with pytest.raises(Gen3RError, match="B, F, 3, H, W"):
         as_frames(torch.zeros(2, 8, 8), 8, 8)
+
+
+def test_count_frames_reads_nothing(tmp_path):
+    """(batch, condition frames) from the argument alone: paths need not exist yet."""
+    assert count_frames(torch.zeros(2, 3, 3, 8, 8)) == (2, 3)
+    assert count_frames(torch.zeros(5, 3, 8, 8)) == (1, 5)
+    assert count_frames(tmp_path / "missing.png") == (1, 1)
+    assert count_frames(["a.png", "b.png"]) == (1, 2)
+    with pytest.raises(Gen3RError, match="no input images"):
+        count_frames([])
+    with pytest.raises(Gen3RError, match=r"\(B, F, 3, H, W\)"):
+        count_frames(torch.zeros(1, 1, 4, 8, 8))

@@ -72,7 +72,7 @@ def test_eval_layout_is_read_by_gen3r_eval(tmp_path):
     assert len(reader.names()) == 2
     data = reader.load(reader.names()[1])
     scene = render_seed(1_000_001, SETTINGS)
-    assert data.frames.shape == (5, 112, 112, 3) and data.depth is not None
+    assert data.frames.shape == (5, 3, 112, 112) and data.depth is not None
     np.testing.assert_allclose(data.extrinsics, scene.extrinsics, atol=1e-5)
     np.testing.assert_allclose(data.depth, np.where(scene.valid, scene.depth, 0), rtol=1e-3, atol=1e-3)
 
