@@ -230,7 +230,8 @@ class Gen3RPipeline(DiffusionPipeline):
     def resolve_cameras(self, cameras, task: str, frames: torch.Tensor, num_frames: int,
                         height: int, width: int, camera_params: Mapping[str, float] | None = None,
                         ) -> tuple[torch.Tensor | None, dict]:
-        """Plücker maps (B, F, 6, H, W) for the DiT, or None (all-zero input) for free/allview.
+        """Plücker maps (B, F, 6, H, W) for the DiT on the device of ``frames``, or None (all-zero
+        input) for free/allview.
 
         ``camera_params``: ``angle`` / ``distance`` / ``radius`` of a trajectory preset (see
         :func:`gen3r.cameras.make_trajectory`); an error for anything but a preset.
@@ -268,7 +269,8 @@ class Gen3RPipeline(DiffusionPipeline):
                 cameras = cameras.resize_and_center_crop(tuple(cameras.image_size), (height, width))
             info["cameras"] = info["cameras"] or "user"
             per_batch = [cameras] * batch
-        plucker = torch.stack([c.relative_to_first().plucker(height, width) for c in per_batch])
+        # the rays are built where the frames are (the execution device), not on the CPU
+        plucker = torch.stack([c.to(frames.device).relative_to_first().plucker(height, width) for c in per_batch])
         return plucker.float(), info
 
     def prepare_condition(self, frames: torch.Tensor, task: str, num_frames: int,

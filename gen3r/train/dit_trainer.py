@@ -214,7 +214,7 @@ class DitTrainer(Trainer):
         s = sigmas.to(device).view(-1, 1, 1, 1, 1)
         x_t = (1 - s) * z0 + s * eps
         plucker = None if camera_dropped else torch.stack(
-            [c.relative_to_first().plucker(height, width) for c in batch["cameras"]]).float()
+            [c.to(device).relative_to_first().plucker(height, width) for c in batch["cameras"]]).float()
         camera = pipe.pack_camera_input(plucker, b, num_frames, height, width, device, dtype)
         context = pipe.encode_prompt(prompts, device, dtype)
         clip = pipe.encode_clip(frames[:, 0], dtype).to(device) if self.model.config["image_dim"] else None

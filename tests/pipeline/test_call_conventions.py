@@ -199,13 +199,18 @@ def test_progress_bar_counts_the_denoising_steps(frame0):
     assert "3/3" in buf.getvalue()
 
 
-def test_info_names_user_cameras(pipe, frame0):
-    from gen3r.cameras import make_trajectory
+def test_info_names_user_cameras(pipe, frame0, monkeypatch):
+    from gen3r.cameras import Cameras, make_trajectory
 
     K = torch.tensor([[90.0, 0, 56], [0, 90.0, 56], [0, 0, 1]])
     cams = make_trajectory("dolly_in", 5, K, scene_scale=0.5, image_size=(112, 112))
-    _, info = pipe.resolve_cameras(cams, "1view", frame0, 5, 112, 112)
+    moved = []
+    original_to = Cameras.to
+    monkeypatch.setattr(Cameras, "to", lambda self, *a, **k: moved.append(a) or original_to(self, *a, **k))
+    rays, info = pipe.resolve_cameras(cams, "1view", frame0, 5, 112, 112)
     assert info["cameras"] == "user"
+    # the rays are built on the device of the frames (the execution device), not moved there afterwards
+    assert moved == [(frame0.device,)] and rays.device == frame0.device
 
 
 @pytest.mark.parametrize("fmt,name", [("nerfstudio", "transforms.json"), ("colmap", "colmap")])
