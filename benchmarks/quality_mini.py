@@ -63,6 +63,13 @@ RECON_ROWS = (
     Row("vae_only", "VAE only (adapter round trip)", "checkpoint", "vae_only", "vae_only"),
     Row("vggt", "mini VGGT alone", "checkpoint", "vggt", "vggt"),
 )
+#: The ablations' trained components (float16), kept in the repository so that the benchmark reruns
+#: without their hours of training: ``scripts/train_ablations.sh`` copies them here from its runs. Where
+#: an ablation's run folder is absent (a fresh clone), the benchmark assembles the ablation from the
+#: shipped model (its VGGT, VAE and towers, on which the ablations were trained) and these parts.
+ABLATION_WEIGHTS = ROOT / "benchmarks" / "ablation-weights"
+ABLATION_PARTS = {"two_stage": ("2stage", {"dit": "transformer"}),
+                  "no_kl": ("nokl", {"dit": "transformer", "adapter": "geo_adapter"})}
 GENERATION_METRICS = ("psnr", "ssim", "lpips", "accuracy", "completeness", "chamfer", "auc30")
 RECON_METRICS = ("chamfer", "accuracy", "completeness", "auc30")
 LOWER_IS_BETTER = {"lpips", "accuracy", "completeness", "chamfer"}
@@ -74,6 +81,29 @@ def eval_runs(rows: tuple[Row, ...], task: str) -> dict[str, list[str]]:
     for row in rows:
         runs.setdefault(row.checkpoint, set()).update(m for m in (row.method, row.camera_method) if m)
     return {ck: sorted(m - {"gen3r"}) for ck, m in runs.items()}
+
+
+def resolve_ablation(option: str, path: str | None, base: str, out: Path,
+                     weights: Path = ABLATION_WEIGHTS) -> str | None:
+    """The checkpoint of ablation ``option`` (``two_stage`` / ``no_kl``): ``path`` when it holds one,
+    else one assembled once into ``out/models`` from ``base`` and the kept parts under ``weights``;
+    None (its rows stay empty) when neither exists or ``path`` is ``none``."""
+    if path is None or path == "none":
+        return None
+    if (Path(path) / "model_index.json").is_file():
+        return path
+    name, parts = ABLATION_PARTS[option]
+    if not all((weights / name / component).is_dir() for component in parts.values()):
+        logger.warning("%s has no checkpoint and %s no parts of it (scripts/train_ablations.sh): its rows stay "
+                       "empty", path, weights / name)
+        return None
+    target = out / "models" / name
+    if not (target / "model_index.json").is_file():
+        command = ["assemble", str(target), "--base", base, "--fp16", "--overwrite"]
+        for stage, component in parts.items():
+            command += [f"--{stage}", str(weights / name / component)]
+        assert gen3r(command) == 0, command
+    return str(target)
 
 
 def write_dev_data(data: Path, scenes: int, frames: int, size: int) -> None:
@@ -300,8 +330,9 @@ def scene_figure(args: argparse.Namespace, data: Path, out: Path, count: int = 3
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", default="gen3r-mini", help="mini Gen3R (default: the shipped model)")
-    parser.add_argument("--two-stage", default="runs/ablations/2stage/model", help="the 2-stage ablation")
-    parser.add_argument("--no-kl", default="runs/ablations/nokl/model", help="the w/o KL ablation")
+    parser.add_argument("--two-stage", default="runs/ablations/2stage/model",
+                        help="the 2-stage ablation ('none': no rows; default: its run, else the kept parts)")
+    parser.add_argument("--no-kl", default="runs/ablations/nokl/model", help="the w/o KL ablation (as --two-stage)")
     parser.add_argument("--scenes", type=int, default=64, help="dev scenes (default 64)")
     parser.add_argument("--frames", type=int, default=17)
     parser.add_argument("--size", type=int, default=112)
@@ -312,12 +343,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--figure-scenes", type=int, default=3, help="scenes in the figure (0: none)")
     parser.add_argument("--docs", type=Path, default=None, help="copy the plots into this folder")
     args = parser.parse_args(argv)
-    for option in ("two_stage", "no_kl"):
-        path = getattr(args, option)
-        if path is not None and not (Path(path) / "model_index.json").is_file():
-            logger.warning("%s has no checkpoint (scripts/train_ablations.sh): its rows stay empty", path)
-            setattr(args, option, None)
     args.out.mkdir(parents=True, exist_ok=True)
+    for option in ("two_stage", "no_kl"):
+        setattr(args, option, resolve_ablation(option, getattr(args, option), args.checkpoint, args.out))
     data = args.out / "dev-data"
     write_dev_data(data, args.scenes, args.frames, args.size)
     folders = run_evals(args, data)

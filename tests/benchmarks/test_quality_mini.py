@@ -66,3 +66,36 @@ def test_smoke_run_writes_tables_verdicts_plots_and_resumes(checkpoints, tmp_pat
     assert {p: len(p.read_text().splitlines()) for p in out.rglob("metrics.jsonl")} == lines
     seeds = json.loads((out / "dev-data" / "seeds.json").read_text())
     assert {s["kind"] for s in seeds["scenes"]} <= {"indoor", "outdoor"} and len(seeds["scenes"]) == 2
+
+
+def test_ablations_are_assembled_from_the_kept_parts(checkpoints, tmp_path):
+    """Without its run folder (a fresh clone), an ablation is the base model with the parts kept in
+    the repository; 'none' and a missing part leave its rows out; a run folder wins."""
+    import shutil
+
+    import torch
+
+    from gen3r.pipeline import Gen3RPipeline
+
+    q = _benchmark()
+    weights = tmp_path / "weights"
+    shutil.copytree(checkpoints / "2stage" / "transformer", weights / "2stage" / "transformer")
+    for part in ("transformer", "geo_adapter"):
+        shutil.copytree(checkpoints / "nokl" / part, weights / "nokl" / part)
+    base, out = str(checkpoints / "joint"), tmp_path / "q"
+    trained_2stage = str(checkpoints / "2stage")
+    assert q.resolve_ablation("two_stage", trained_2stage, base, out, weights) == trained_2stage
+    assert q.resolve_ablation("no_kl", "none", base, out, weights) is None
+    assert q.resolve_ablation("no_kl", str(tmp_path / "gone"), base, out, tmp_path / "empty") is None
+    for option, name, parts in (("two_stage", "2stage", ("transformer",)),
+                                ("no_kl", "nokl", ("transformer", "geo_adapter"))):
+        made = q.resolve_ablation(option, str(tmp_path / "gone"), base, out, weights)
+        assert made == str(out / "models" / name)
+        got = Gen3RPipeline.from_pretrained(made, torch_dtype=torch.float32)
+        trained = Gen3RPipeline.from_pretrained(checkpoints / name, torch_dtype=torch.float32)
+        joint = Gen3RPipeline.from_pretrained(base, torch_dtype=torch.float32)
+        for component in ("transformer", "geo_adapter", "vggt", "wan_vae"):
+            source = trained if component in parts else joint
+            for key, value in getattr(source, component).state_dict().items():
+                torch.testing.assert_close(getattr(got, component).state_dict()[key], value.half().float(),
+                                           rtol=0, atol=0, msg=f"{name} {component} {key}")
