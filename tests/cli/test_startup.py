@@ -15,3 +15,11 @@ def test_building_the_parser_imports_no_model_code():
             f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_the_light_dataset_names_are_the_runners_readers():
+    """`gen3r eval --help` lists gen3r.eval.protocol's names; the runner has a reader for each, in that order."""
+    from gen3r.eval.protocol import DATASET_NAMES
+    from gen3r.eval.runner import DATASETS
+
+    assert tuple(DATASETS) == DATASET_NAMES
