@@ -72,6 +72,7 @@ ABLATION_PARTS = {"two_stage": ("2stage", {"dit": "transformer"}),
                   "no_kl": ("nokl", {"dit": "transformer", "adapter": "geo_adapter"})}
 GENERATION_METRICS = ("psnr", "ssim", "lpips", "accuracy", "completeness", "chamfer", "auc30")
 RECON_METRICS = ("chamfer", "accuracy", "completeness", "auc30")
+TASKS = ("1view", "2view", "recon")
 LOWER_IS_BETTER = {"lpips", "accuracy", "completeness", "chamfer"}
 
 
@@ -118,6 +119,8 @@ def run_evals(args: argparse.Namespace, data: Path) -> dict[tuple[str, str], Pat
     """Run (or resume) every eval; returns (task, checkpoint option) -> output folder."""
     folders = {}
     for task, rows in (("1view", GENERATION_ROWS), ("2view", GENERATION_ROWS), ("recon", RECON_ROWS)):
+        if task not in args.tasks:
+            continue
         for option, methods in eval_runs(rows, task).items():
             checkpoint = getattr(args, option)
             if checkpoint is None:
@@ -137,18 +140,23 @@ def run_evals(args: argparse.Namespace, data: Path) -> dict[tuple[str, str], Pat
     return folders
 
 
-def per_scene(folder: Path, method: str, metric: str) -> dict[str, float]:
-    """Sequence -> value of ``metric`` for ``method`` (newest record; scenes without it left out)."""
+def per_scene(folder: Path, method: str, metric: str, scenes: set[str] | None = None) -> dict[str, float]:
+    """Sequence -> value of ``metric`` for ``method`` (newest record; scenes without it, and scenes
+    outside ``scenes`` when given, left out)."""
     out = {}
     for rec in latest_records(folder):
         value = (rec.get("metrics") or {}).get(metric)
+        if scenes is not None and rec["sequence"] not in scenes:
+            continue
         if rec["method"] == method and "skipped" not in rec and value is not None and np.isfinite(value):
             out[rec["sequence"]] = float(value)
     return out
 
 
-def table(folders: dict, task: str, rows: tuple[Row, ...], metrics: tuple[str, ...]) -> dict[str, dict]:
-    """Row key -> metric -> {"mean", "low", "high", "n", "values"} (values per sequence)."""
+def table(folders: dict, task: str, rows: tuple[Row, ...], metrics: tuple[str, ...],
+          scenes: set[str] | None = None) -> dict[str, dict]:
+    """Row key -> metric -> {"mean", "low", "high", "n", "values"} (values per sequence; only the
+    sequences in ``scenes`` when given: the current dev set, not records of earlier, larger runs)."""
     result = {}
     for row in rows:
         folder = folders.get((task, row.checkpoint))
@@ -159,7 +167,7 @@ def table(folders: dict, task: str, rows: tuple[Row, ...], metrics: tuple[str, .
             method = row.camera_method if metric == "auc30" else row.method
             if method is None:
                 continue
-            values = per_scene(folder, method, metric)
+            values = per_scene(folder, method, metric, scenes)
             if not values:
                 continue
             mean, low, high = bootstrap_interval(list(values.values()))
@@ -208,8 +216,12 @@ HYPOTHESES = (
     ("2-stage < w/o KL on Chamfer (1view)", "1view", "two_stage", "no_kl", "chamfer"),
     ("joint < 2-stage on Chamfer (2view)", "2view", "gen3r", "two_stage", "chamfer"),
     ("2-stage < w/o KL on Chamfer (2view)", "2view", "two_stage", "no_kl", "chamfer"),
+    ("joint < w/o KL on Chamfer (1view)", "1view", "gen3r", "no_kl", "chamfer"),
+    ("joint < w/o KL on Chamfer (2view)", "2view", "gen3r", "no_kl", "chamfer"),
     ("joint > 2-stage on PSNR (1view)", "1view", "gen3r", "two_stage", "psnr"),
     ("joint > 2-stage on PSNR (2view)", "2view", "gen3r", "two_stage", "psnr"),
+    ("joint > 2-stage on camera AUC@30 (1view; Table 5)", "1view", "gen3r", "two_stage", "auc30"),
+    ("joint > w/o KL on camera AUC@30 (1view; Table 5)", "1view", "gen3r", "no_kl", "auc30"),
     ("generation better than VGGT-only on Completeness (1view)", "1view", "gen3r", "vggt", "completeness"),
     ("generation better than VGGT-only on Completeness (2view)", "2view", "gen3r", "vggt", "completeness"),
 )
@@ -341,15 +353,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--lpips-weights", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path("runs/quality-mini"))
     parser.add_argument("--figure-scenes", type=int, default=3, help="scenes in the figure (0: none)")
+    parser.add_argument("--tasks", type=lambda v: v.split(","), default=list(TASKS),
+                        help="comma-separated subset of 1view,2view,recon to run (default all; e.g. two processes "
+                             "over different tasks, then one run of all to collect)")
     parser.add_argument("--docs", type=Path, default=None, help="copy the plots into this folder")
     args = parser.parse_args(argv)
+    if unknown := set(args.tasks) - set(TASKS):
+        parser.error(f"--tasks: unknown {sorted(unknown)}; choose from {','.join(TASKS)}")
     args.out.mkdir(parents=True, exist_ok=True)
     for option in ("two_stage", "no_kl"):
         setattr(args, option, resolve_ablation(option, getattr(args, option), args.checkpoint, args.out))
     data = args.out / "dev-data"
     write_dev_data(data, args.scenes, args.frames, args.size)
     folders = run_evals(args, data)
-    results = {task: table(folders, task, rows, metrics) for task, rows, metrics in (
+    scenes = {s["name"] for s in json.loads((data / "seeds.json").read_text())["scenes"]}
+    results = {task: table(folders, task, rows, metrics, scenes) for task, rows, metrics in (
         ("1view", GENERATION_ROWS, GENERATION_METRICS), ("2view", GENERATION_ROWS, GENERATION_METRICS),
         ("recon", RECON_ROWS, RECON_METRICS))}
     plots = bar_plots(results, args.out)

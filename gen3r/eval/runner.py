@@ -483,10 +483,15 @@ def run_config(cfg: EvalConfig, reader: SequenceReader, sequences: Sequence[str]
             "methods": list(cfg.methods), "sequences": list(sequences), "checkpoint": checkpoint}
 
 
+#: ``config.json`` keys that choose what runs rather than how: a later run may differ in them.
+_MERGED_KEYS = ("methods", "sequences", "num_sequences", "checkpoint")
+
+
 def check_config(out_dir: str | Path, config: dict[str, Any], write: bool = True) -> dict[str, Any]:
-    """Check that ``out_dir`` holds no run with other settings (methods may differ); then write
-    ``config.json`` (methods merged; the earlier checkpoint kept when this call has none) unless
-    ``write`` is False. Returns the merged config."""
+    """Check that ``out_dir`` holds no run with other settings (methods and sequences may differ: they
+    choose what runs, not how); then write ``config.json`` (methods and sequences merged, so that the
+    folder's tables cover every sequence it holds; the earlier checkpoint kept when this call has
+    none) unless ``write`` is False. Returns the merged config."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise Gen3RError(f"--out {out_dir} is a file; pass a folder path")
@@ -496,13 +501,15 @@ def check_config(out_dir: str | Path, config: dict[str, Any], write: bool = True
             old = json.loads(path.read_text())
         except ValueError as exc:
             raise Gen3RError(f"{path} is not JSON ({exc}); use a fresh --out") from exc
-        diff = sorted(k for k in set(old) | set(config) if k not in ("methods", "checkpoint")
-                      and old.get(k) != config.get(k))
+        diff = sorted(k for k in set(old) | set(config) if k not in _MERGED_KEYS and old.get(k) != config.get(k))
         if diff:
             raise Gen3RError(f"{out_dir} holds results of a run with other settings ({', '.join(diff)} differ); "
                              "use a fresh --out or the same settings")
         config = {**old, **config, "checkpoint": config.get("checkpoint") or old.get("checkpoint"),
                   "methods": [m for m in METHODS if m in set(old.get("methods", [])) | set(config["methods"])]}
+        sequences = list(dict.fromkeys([*old.get("sequences", []), *config["sequences"]]))
+        if sequences != config["sequences"]:  # more than this call chose: no one sample count describes them
+            config.update(sequences=sequences, num_sequences=None)
     if write:
         out_dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:

@@ -66,6 +66,18 @@ def test_smoke_run_writes_tables_verdicts_plots_and_resumes(checkpoints, tmp_pat
     assert {p: len(p.read_text().splitlines()) for p in out.rglob("metrics.jsonl")} == lines
     seeds = json.loads((out / "dev-data" / "seeds.json").read_text())
     assert {s["kind"] for s in seeds["scenes"]} <= {"indoor", "outdoor"} and len(seeds["scenes"]) == 2
+    # --tasks runs only the tasks named: a third scene reaches the 2view folders and nothing else
+    third = q.main(argv[:-2] + ["--figure-scenes", "0", "--scenes", "3", "--tasks", "2view"])
+    for path, n in lines.items():
+        grown = len(path.read_text().splitlines()) - n
+        assert grown == (n // 2 if path.parts[-3] == "2view" else 0), path
+    assert third["results"]["2view"]["gen3r"]["psnr"]["n"] == 3
+    assert "psnr" not in third["results"]["1view"].get("gen3r", {})
+    # back to two scenes: the tables count the current dev set only, not the third scene's records
+    again = q.main(argv[:-2] + ["--figure-scenes", "0"])
+    assert again["results"]["2view"]["gen3r"]["psnr"]["n"] == 2
+    with pytest.raises(SystemExit):
+        q.main(argv + ["--tasks", "3view"])
 
 
 def test_ablations_are_assembled_from_the_kept_parts(checkpoints, tmp_path):

@@ -264,6 +264,11 @@ def test_resume_runs_only_missing_sequences_and_methods(datasets, tmp_path):
     assert (out / "results.md").is_file()
     with pytest.raises(Gen3RError, match="other settings"):
         evaluate(pipe, reader, "1view", out, methods=("gen3r",), sequences=["scene_00000"], **{**EXACT, "steps": 2})
+    # adding a sequence runs only that one; the folder's config and tables cover both
+    summary = evaluate(pipe, reader, "1view", out, methods=("gen3r",), sequences=["scene_00001"], **EXACT)
+    assert len(pipe.calls) == 2
+    assert json.loads((out / "config.json").read_text())["sequences"] == ["scene_00000", "scene_00001"]
+    assert summary["gen3r"]["num_sequences"] == 2 and len(read_records(out)) == 3
     (out / "metrics.jsonl").write_text("not json\n")
     with pytest.raises(Gen3RError, match="line 1 of .* is not JSON"):
         read_records(out)
