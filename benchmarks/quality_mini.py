@@ -220,10 +220,12 @@ HYPOTHESES = (
     ("joint < w/o KL on Chamfer (2view)", "2view", "gen3r", "no_kl", "chamfer"),
     ("joint > 2-stage on PSNR (1view)", "1view", "gen3r", "two_stage", "psnr"),
     ("joint > 2-stage on PSNR (2view)", "2view", "gen3r", "two_stage", "psnr"),
+    ("joint > w/o KL on PSNR (1view)", "1view", "gen3r", "no_kl", "psnr"),
     ("joint > 2-stage on camera AUC@30 (1view; Table 5)", "1view", "gen3r", "two_stage", "auc30"),
     ("joint > w/o KL on camera AUC@30 (1view; Table 5)", "1view", "gen3r", "no_kl", "auc30"),
     ("generation better than VGGT-only on Completeness (1view)", "1view", "gen3r", "vggt", "completeness"),
     ("generation better than VGGT-only on Completeness (2view)", "2view", "gen3r", "vggt", "completeness"),
+    ("mini Gen3R < mini VGGT alone on reconstruction Chamfer (Table 3)", "recon", "gen3r", "vggt", "chamfer"),
 )
 
 
@@ -257,6 +259,56 @@ def breakdown(results: dict, data: Path, task: str, metric: str) -> str:
     return "\n".join(lines)
 
 
+def geometry_paths(folders: dict, task: str, scenes: set[str] | None = None) -> str:
+    """Each generative row's own geometry next to mini VGGT run on its generated frames (eval's
+    ``two_stage`` method): with the geometry path held fixed, what remains is the frames' quality."""
+    head = ["| row | Chamfer, own geometry | Chamfer, VGGT on its frames | depth AbsRel, own | "
+            "depth AbsRel, VGGT on its frames |", "|---|---|---|---|---|"]
+    lines = []
+    for row in GENERATION_ROWS:
+        folder = folders.get((task, row.checkpoint))
+        if row.method != "gen3r" or folder is None:
+            continue
+        cells = []
+        for metric in ("chamfer", "depth_abs_rel"):
+            for method in ("gen3r", "two_stage"):
+                values = list(per_scene(folder, method, metric, scenes).values())
+                cells.append(_cell(dict(zip(("mean", "low", "high"), bootstrap_interval(values)))) if values else "-")
+        lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
+    return "\n".join(head + lines)
+
+
+def identity_cameras(data: Path, frames: int, size: int) -> dict[str, float]:
+    """Pose metrics of constant identity cameras (every frame at the first camera) on the dev scenes:
+    the floor a camera estimate that learnt nothing reaches."""
+    from gen3r.eval.datasets import OfficialLayoutReader
+    from gen3r.eval.runner import camera_metrics, prepare_sequence
+
+    reader = OfficialLayoutReader(data, split="test")
+    identity = np.tile(np.eye(4)[:3], (frames, 1, 1))
+    per = [camera_metrics(identity, prepare_sequence(reader.load(name), size, size).cameras.numpy()[0][:frames])[0]
+           for name in reader.names()]
+    return {key: float(np.mean([m[key] for m in per])) for key in ("rra30", "rta30", "auc30")}
+
+
+def camera_table(results: dict, folders: dict, identity: dict[str, float], scenes: set[str] | None = None) -> str:
+    """RRA@30 / RTA@30 / AUC@30 of every camera row next to constant identity cameras."""
+    lines = ["| task | row | RRA@30 | RTA@30 | AUC@30 |", "|---|---|---|---|---|"]
+    for task, rows in (("1view", GENERATION_ROWS), ("2view", GENERATION_ROWS), ("recon", RECON_ROWS)):
+        for row in rows:
+            folder = folders.get((task, row.checkpoint))
+            if row.camera_method is None or folder is None or row.key not in results[task]:
+                continue
+            cells = []
+            for metric in ("rra30", "rta30", "auc30"):
+                values = list(per_scene(folder, row.camera_method, metric, scenes).values())
+                cells.append(f"{np.mean(values):.3f}" if values else "-")
+            lines.append(f"| {task} | {row.label} | " + " | ".join(cells) + " |")
+    lines.append("| all | constant identity cameras | " + " | ".join(f"{identity[k]:.3f}" for k in
+                                                                    ("rra30", "rta30", "auc30")) + " |")
+    return "\n".join(lines)
+
+
 def bar_plots(results: dict, out: Path) -> list[Path]:
     import matplotlib
 
@@ -264,17 +316,19 @@ def bar_plots(results: dict, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     paths = []
+    colours = {key: f"C{i}" for i, key in enumerate(dict.fromkeys(r.key for r in GENERATION_ROWS + RECON_ROWS))}
     for task, metrics in (("1view", GENERATION_METRICS), ("2view", GENERATION_METRICS), ("recon", RECON_METRICS)):
         shown = [m for m in metrics if any(m in r for r in results[task].values())]
         if not shown:
             continue
         fig, axes = plt.subplots(1, len(shown), figsize=(3.0 * len(shown), 3.4), squeeze=False)
         for ax, metric in zip(axes[0], shown):
-            rows = [r for r in results[task].values() if metric in r]
+            keys = [k for k, r in results[task].items() if metric in r]
+            rows = [results[task][k] for k in keys]
             means = [r[metric]["mean"] for r in rows]
             err = np.array([[r[metric]["mean"] - r[metric]["low"], r[metric]["high"] - r[metric]["mean"]]
                             for r in rows]).T
-            ax.bar(range(len(rows)), means, yerr=err, capsize=3, color=[f"C{i}" for i in range(len(rows))])
+            ax.bar(range(len(rows)), means, yerr=err, capsize=3, color=[colours[k] for k in keys])
             ax.set_xticks(range(len(rows)), [r["label"] for r in rows], rotation=60, ha="right", fontsize=7)
             ax.set_title(metric + (" (lower better)" if metric in LOWER_IS_BETTER else ""), fontsize=9)
         fig.suptitle(f"mini model, {task}: mean over scenes, 95 % bootstrap interval", fontsize=10)
@@ -287,8 +341,8 @@ def bar_plots(results: dict, out: Path) -> list[Path]:
 
 
 def scene_figure(args: argparse.Namespace, data: Path, out: Path, count: int = 3) -> Path | None:
-    """A few scenes (1view, GT cameras): input, generated frames of each generative row, ground truth,
-    and each row's point cloud seen from above (x-z)."""
+    """A few scenes (1view, GT cameras): input, generated frames of each generative row and its point
+    cloud seen from above (x-z, in the first camera's frame), the ground-truth frames and cloud."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -306,8 +360,15 @@ def scene_figure(args: argparse.Namespace, data: Path, out: Path, count: int = 3
              for r in rows}
     f = args.frames
     shown = [0, f // 2, f - 1]
-    fig, axes = plt.subplots(len(names), 1 + len(rows) * 2 + 1, figsize=(2.0 * (2 + 2 * len(rows)), 2.1 * len(names)),
+    fig, axes = plt.subplots(len(names), 3 + len(rows) * 2, figsize=(2.0 * (3 + 2 * len(rows)), 2.1 * len(names)),
                              squeeze=False)
+
+    def top_view(ax, pts: np.ndarray, cols: np.ndarray, title: str) -> None:
+        pick = np.random.default_rng(0).choice(len(pts), min(4000, len(pts)), replace=False)
+        ax.scatter(pts[pick, 0], pts[pick, 2], c=np.clip(cols[pick], 0, 1), s=0.5)
+        ax.set_title(title, fontsize=7)
+        ax.set_aspect("equal", adjustable="datalim")
+
     for i, name in enumerate(names):
         seq = prepare_sequence(reader.load(name), args.size, args.size)
         frames, cameras = seq.frames[:f], seq.cameras.index(list(range(f)))
@@ -319,16 +380,18 @@ def scene_figure(args: argparse.Namespace, data: Path, out: Path, count: int = 3
                                     generator=torch.Generator().manual_seed(0))
             strip = np.concatenate([result.rgb[0, k].numpy() for k in shown], axis=1)
             axes[i, 1 + 2 * j].imshow(np.clip(strip, 0, 1))
-            axes[i, 1 + 2 * j].set_title(f"{row.label}: frames {shown}" if i == 0 else "", fontsize=7)
-            pts = result.world_points[0].numpy().reshape(-1, 3)
-            cols = np.clip(result.rgb[0].numpy().reshape(-1, 3), 0, 1)
-            pick = np.random.default_rng(0).choice(len(pts), min(4000, len(pts)), replace=False)
-            axes[i, 2 + 2 * j].scatter(pts[pick, 0], pts[pick, 2], c=cols[pick], s=0.5)
-            axes[i, 2 + 2 * j].set_title("points from above (x, z)" if i == 0 else "", fontsize=7)
-            axes[i, 2 + 2 * j].set_aspect("equal", adjustable="datalim")
+            axes[i, 1 + 2 * j].set_title(f"{row.label}\nframes {shown}" if i == 0 else "", fontsize=7)
+            mask = result.point_mask[0].numpy().reshape(-1)
+            top_view(axes[i, 2 + 2 * j], result.world_points[0].numpy().reshape(-1, 3)[mask],
+                     result.rgb[0].numpy().reshape(-1, 3)[mask], "its points from above" if i == 0 else "")
         gt = np.concatenate([frames[k].permute(1, 2, 0).numpy() for k in shown], axis=1)
-        axes[i, -1].imshow(gt)
-        axes[i, -1].set_title("ground truth" if i == 0 else "", fontsize=8)
+        axes[i, -2].imshow(gt)
+        axes[i, -2].set_title("ground truth" if i == 0 else "", fontsize=8)
+        w2c = cameras.numpy()[0][0]  # GT points into the first camera's frame, as the generated ones
+        valid = seq.valid[:f].reshape(-1)
+        pts = seq.points[:f].reshape(-1, 3)[valid] @ w2c[:3, :3].T + w2c[:3, 3]
+        top_view(axes[i, -1], pts, frames.permute(0, 2, 3, 1).numpy().reshape(-1, 3)[valid],
+                 "ground-truth points" if i == 0 else "")
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
@@ -382,7 +445,13 @@ def main(argv: list[str] | None = None) -> dict:
     text += ["### The paper's orderings", "", "| hypothesis | verdict | numbers |", "|---|---|---|"]
     text += [f"| {h} | {v} | {n} |" for h, v, n in checks] + [""]
     text += ["### 1view Chamfer by scene kind and trajectory (scenes)", "",
-             breakdown(results, data, "1view", "chamfer"), ""]
+             breakdown(results, data, "1view", "chamfer"), "",
+             "### 1view PSNR by scene kind and trajectory (scenes)", "", breakdown(results, data, "1view", "psnr"), ""]
+    text += ["### Cameras next to constant identity cameras", "",
+             camera_table(results, folders, identity_cameras(data, args.frames, args.size), scenes), ""]
+    for task in ("1view", "2view"):
+        text += [f"### {task} geometry: own geometry vs mini VGGT on the generated frames", "",
+                 geometry_paths(folders, task, scenes), ""]
     (args.out / "quality.md").write_text("\n".join(text))
     (args.out / "quality.json").write_text(json.dumps({"results": results, "verdicts": checks}, indent=1))
     if args.docs:

@@ -58,6 +58,12 @@ def test_smoke_run_writes_tables_verdicts_plots_and_resumes(checkpoints, tmp_pat
     assert len(texts) == len(q.HYPOTHESES) + 1 and all(v[1] for v in first["verdicts"])
     md = (out / "quality.md").read_text()
     assert "### 1view" in md and "The paper's orderings" in md and "2-stage (RGB DiT, then VGGT)" in md
+    geometry = md.split("### 1view geometry: own geometry vs mini VGGT on the generated frames")[1].split("###")[0]
+    assert [line.split("|")[1].strip() for line in geometry.strip().splitlines()[2:]] == [
+        "mini Gen3R", "2-stage (RGB DiT, then VGGT)", "w/o KL"]
+    assert "1view PSNR by scene kind" in md
+    identity = [line for line in md.splitlines() if "constant identity cameras" in line][-1]
+    assert identity.split("|")[-2].strip() == "0.000"  # no translation: no translation direction is right
     for name in ("quality-1view.png", "quality-2view.png", "quality-recon.png", "quality-scenes.png"):
         assert (out / name).stat().st_size > 1000
     # resuming: nothing new to run; one more scene runs only that scene
