@@ -44,6 +44,7 @@ import torch
 
 from gen3r.atomic import atomic_path, file_in_the_way
 from gen3r.cameras.cameras import Cameras
+from gen3r.cameras.names import FORMATS
 from gen3r.cameras.pose_encoding import matrix_to_quaternion, quaternion_to_matrix
 from gen3r.errors import Gen3RError
 
@@ -53,7 +54,6 @@ __all__ = ["FORMATS", "OFFICIAL_IMAGE_SIZE", "OPENGL_TO_OPENCV", "TransformsFram
 
 logger = logging.getLogger(__name__)
 
-FORMATS: tuple[str, ...] = ("official", "re10k", "nerfstudio", "gen3r_transforms", "colmap")
 OFFICIAL_IMAGE_SIZE = (560, 560)
 #: Flips the camera y and z axes: OpenGL (x right, y up, z backward) <-> OpenCV camera frames, on the
 #: right of a camera-to-world matrix; self-inverse, so it converts both ways.

@@ -36,14 +36,11 @@ from collections.abc import Callable
 import torch
 
 from gen3r.cameras.cameras import Cameras
+from gen3r.cameras.names import OFFICIAL_TRAJECTORIES, TRAJECTORY_DESCRIPTIONS, TRAJECTORY_PRESETS
 from gen3r.errors import Gen3RError
 
 __all__ = ["TRAJECTORY_PRESETS", "TRAJECTORY_DESCRIPTIONS", "OFFICIAL_TRAJECTORIES", "official_poses",
            "make_trajectory"]
-
-OFFICIAL_TRAJECTORIES: tuple[str, ...] = (
-    "zoom_in", "zoom_out", "arc_left", "arc_right", "translate_up", "translate_down", "free",
-)
 
 
 def _rot_y(theta: float) -> list[list[float]]:
@@ -128,35 +125,6 @@ def _preset(name: str) -> tuple[_Builder, tuple[str, ...]]:
         sign = 1.0 if name == "orbit_left" else -1.0
         return (lambda f, s, p: _orbit(sign, p.get("angle", 15.0), p.get("radius", s), f)), ("angle", "radius")
     raise Gen3RError(f"unknown camera trajectory {name!r}; choose one of: {', '.join(TRAJECTORY_PRESETS)}")
-
-
-TRAJECTORY_PRESETS: tuple[str, ...] = OFFICIAL_TRAJECTORIES + (
-    "pan_left", "pan_right", "tilt_up", "tilt_down", "orbit_left", "orbit_right",
-    "dolly_in", "dolly_out", "truck_left", "truck_right", "pedestal_up", "pedestal_down",
-)
-
-
-TRAJECTORY_DESCRIPTIONS: dict[str, str] = {
-    "zoom_in": "official: move forward along the view axis by scene_scale",
-    "zoom_out": "official: move backward along the view axis by scene_scale",
-    "arc_left": "official: turn left in place by 15 degrees (a pan)",
-    "arc_right": "official: turn right in place by 15 degrees (a pan)",
-    "translate_up": "official: turn up in place by 15 degrees (a tilt)",
-    "translate_down": "official: turn down in place by 15 degrees (a tilt)",
-    "free": "official: camera left to the model (identity poses, zero Plücker input)",
-    "pan_left": "turn left in place by `angle` degrees",
-    "pan_right": "turn right in place by `angle` degrees",
-    "tilt_up": "turn up in place by `angle` degrees",
-    "tilt_down": "turn down in place by `angle` degrees",
-    "orbit_left": "travel left around the point `radius` ahead, looking at it, by `angle` degrees",
-    "orbit_right": "travel right around the point `radius` ahead, looking at it, by `angle` degrees",
-    "dolly_in": "move forward by `distance`",
-    "dolly_out": "move backward by `distance`",
-    "truck_left": "move left by `distance`",
-    "truck_right": "move right by `distance`",
-    "pedestal_up": "move up by `distance`",
-    "pedestal_down": "move down by `distance`",
-}
 
 
 def _check_frames(num_frames: int) -> int:

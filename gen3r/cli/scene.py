@@ -48,8 +48,8 @@ def _physical_memory() -> float:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``scene`` subcommand."""
+    from gen3r.data.names import FORMATS
     from gen3r.data.procedural import KINDS, TRAJECTORIES
-    from gen3r.data.writers import FORMATS
 
     parser = subparsers.add_parser(
         "scene",

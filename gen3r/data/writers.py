@@ -41,8 +41,6 @@ from gen3r.errors import Gen3RError
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("official", "re10k", "nerfstudio", "npz")
-
 Scenes = Scene | Iterable[Scene] | Mapping[str, Iterable[Scene]]
 
 
