@@ -107,6 +107,25 @@ def resolve_ablation(option: str, path: str | None, base: str, out: Path,
     return str(target)
 
 
+def keep_parts(option: str, model: str | Path, weights: Path | None = None) -> list[Path]:
+    """Copy the trained components of ablation ``option`` from its assembled checkpoint ``model``
+    into ``weights`` (default :data:`ABLATION_WEIGHTS`; each one atomically): what
+    :func:`resolve_ablation` assembles it from later."""
+    from gen3r.atomic import atomic_dir
+
+    weights = ABLATION_WEIGHTS if weights is None else weights
+    name, parts = ABLATION_PARTS[option]
+    kept = []
+    for component in parts.values():
+        source = Path(model) / component
+        if not source.is_dir():
+            raise SystemExit(f"{source} is missing: assemble the {option} model first (scripts/train_ablations.sh)")
+        with atomic_dir(weights / name / component, overwrite=True) as tmp:
+            shutil.copytree(source, tmp, dirs_exist_ok=True)
+        kept.append(weights / name / component)
+    return kept
+
+
 def write_dev_data(data: Path, scenes: int, frames: int, size: int) -> None:
     if (data / "seeds.json").is_file() and len(json.loads((data / "seeds.json").read_text())["seeds"]) == scenes:
         return
@@ -420,7 +439,12 @@ def main(argv: list[str] | None = None) -> dict:
                         help="comma-separated subset of 1view,2view,recon to run (default all; e.g. two processes "
                              "over different tasks, then one run of all to collect)")
     parser.add_argument("--docs", type=Path, default=None, help="copy the plots into this folder")
+    parser.add_argument("--keep", choices=tuple(ABLATION_PARTS), default=None,
+                        help="only copy this ablation's trained parts from its --two-stage / --no-kl checkpoint "
+                             "into benchmarks/ablation-weights (scripts/train_ablations.sh does), then stop")
     args = parser.parse_args(argv)
+    if args.keep:
+        return {"kept": keep_parts(args.keep, getattr(args, args.keep))}
     if unknown := set(args.tasks) - set(TASKS):
         parser.error(f"--tasks: unknown {sorted(unknown)}; choose from {','.join(TASKS)}")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -14,11 +14,7 @@ resume() { [[ -d "$1" ]] && ls "$1"/checkpoint-* >/dev/null 2>&1 && echo --resum
 once() { [[ -f "$1/model_index.json" ]] || $G assemble "$@"; }  # an assembled checkpoint is kept
 # the trained parts of an ablation (float16) go into the repository: benchmarks/quality_mini.py
 # assembles the ablation from the shipped model and them where runs/ is absent (a fresh clone)
-keep() {
-  local to=benchmarks/ablation-weights/$1
-  mkdir -p "$to"
-  for part in "${@:2}"; do rm -rf "${to:?}/$part"; cp -r "$A/$1/model/$part" "$to/$part"; done
-}
+keep() { bash scripts/run python benchmarks/quality_mini.py --keep "$1"; }  # its list of parts per ablation
 
 # The mini recipe's bases. Where its runs are gone (a fresh clone), they are rebuilt from the shipped
 # model: its VGGT and refined VAE, with the adapter and DiT fresh (seed 0, as in runs/mini/base) for
@@ -36,7 +32,7 @@ two_stage() {
   once $A/2stage/base2 --base runs/mini/base2 --dit $A/2stage/dit
   $G train dit --preset mini-2stage-refine $(resume $A/2stage/dit2)
   once $A/2stage/model --base $A/2stage/base2 --dit $A/2stage/dit2 --fp16
-  keep 2stage transformer
+  keep two_stage
 }
 no_kl() {
   $G train adapter --preset mini-nokl $(resume $A/nokl/adapter)
@@ -45,7 +41,7 @@ no_kl() {
   $G train adapter --preset mini-nokl-refine $(resume $A/nokl/adapter2)
   $G train dit --preset mini-nokl-refine $(resume $A/nokl/dit2)
   once $A/nokl/model --base $A/nokl/base2 --adapter $A/nokl/adapter2 --dit $A/nokl/dit2 --fp16
-  keep nokl transformer geo_adapter
+  keep no_kl
 }
 mkdir -p $A/2stage $A/nokl
 bases

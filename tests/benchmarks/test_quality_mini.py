@@ -86,10 +86,9 @@ def test_smoke_run_writes_tables_verdicts_plots_and_resumes(checkpoints, tmp_pat
         q.main(argv + ["--tasks", "3view"])
 
 
-def test_ablations_are_assembled_from_the_kept_parts(checkpoints, tmp_path):
+def test_ablations_are_assembled_from_the_kept_parts(checkpoints, tmp_path, monkeypatch):
     """Without its run folder (a fresh clone), an ablation is the base model with the parts kept in
     the repository; 'none' and a missing part leave its rows out; a run folder wins."""
-    import shutil
 
     import torch
 
@@ -97,9 +96,15 @@ def test_ablations_are_assembled_from_the_kept_parts(checkpoints, tmp_path):
 
     q = _benchmark()
     weights = tmp_path / "weights"
-    shutil.copytree(checkpoints / "2stage" / "transformer", weights / "2stage" / "transformer")
-    for part in ("transformer", "geo_adapter"):
-        shutil.copytree(checkpoints / "nokl" / part, weights / "nokl" / part)
+    monkeypatch.setattr(q, "ABLATION_WEIGHTS", weights)  # never the repository's kept parts
+    # what scripts/train_ablations.sh keeps: the parts each ablation trained, nothing else
+    q.main(["--keep", "two_stage", "--two-stage", str(checkpoints / "2stage"), "--out", str(tmp_path / "unused")])
+    q.keep_parts("no_kl", checkpoints / "nokl")
+    assert not (tmp_path / "unused").exists()
+    assert sorted(p.name for p in (weights / "2stage").iterdir()) == ["transformer"]
+    assert sorted(p.name for p in (weights / "nokl").iterdir()) == ["geo_adapter", "transformer"]
+    with pytest.raises(SystemExit, match="assemble the no_kl model first"):
+        q.keep_parts("no_kl", tmp_path / "gone", weights)
     base, out = str(checkpoints / "joint"), tmp_path / "q"
     trained_2stage = str(checkpoints / "2stage")
     assert q.resolve_ablation("two_stage", trained_2stage, base, out, weights) == trained_2stage
