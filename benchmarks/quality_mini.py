@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gen3r.atomic import atomic_dir
 from gen3r.cli.main import main as gen3r
 from gen3r.data.cache import DEV_SEEDS
 from gen3r.eval.runner import latest_records
@@ -72,7 +73,10 @@ ABLATION_PARTS = {"two_stage": ("2stage", {"dit": "transformer"}),
                   "no_kl": ("nokl", {"dit": "transformer", "adapter": "geo_adapter"})}
 GENERATION_METRICS = ("psnr", "ssim", "lpips", "accuracy", "completeness", "chamfer", "auc30")
 RECON_METRICS = ("chamfer", "accuracy", "completeness", "auc30")
-TASKS = ("1view", "2view", "recon")
+#: Task -> its rows and metrics; every loop over tasks goes through this table.
+SUITES = {"1view": (GENERATION_ROWS, GENERATION_METRICS), "2view": (GENERATION_ROWS, GENERATION_METRICS),
+          "recon": (RECON_ROWS, RECON_METRICS)}
+TASKS = tuple(SUITES)
 LOWER_IS_BETTER = {"lpips", "accuracy", "completeness", "chamfer"}
 
 
@@ -111,8 +115,6 @@ def keep_parts(option: str, model: str | Path, weights: Path | None = None) -> l
     """Copy the trained components of ablation ``option`` from its assembled checkpoint ``model``
     into ``weights`` (default :data:`ABLATION_WEIGHTS`; each one atomically): what
     :func:`resolve_ablation` assembles it from later."""
-    from gen3r.atomic import atomic_dir
-
     weights = ABLATION_WEIGHTS if weights is None else weights
     name, parts = ABLATION_PARTS[option]
     kept = []
@@ -137,9 +139,8 @@ def write_dev_data(data: Path, scenes: int, frames: int, size: int) -> None:
 def run_evals(args: argparse.Namespace, data: Path) -> dict[tuple[str, str], Path]:
     """Run (or resume) every eval; returns (task, checkpoint option) -> output folder."""
     folders = {}
-    for task, rows in (("1view", GENERATION_ROWS), ("2view", GENERATION_ROWS), ("recon", RECON_ROWS)):
-        if task not in args.tasks:
-            continue
+    for task in args.tasks:
+        rows, _ = SUITES[task]
         for option, methods in eval_runs(rows, task).items():
             checkpoint = getattr(args, option)
             if checkpoint is None:
@@ -189,10 +190,14 @@ def table(folders: dict, task: str, rows: tuple[Row, ...], metrics: tuple[str, .
             values = per_scene(folder, method, metric, scenes)
             if not values:
                 continue
-            mean, low, high = bootstrap_interval(list(values.values()))
-            cells[metric] = {"mean": mean, "low": low, "high": high, "n": len(values), "values": values}
+            cells[metric] = {**interval(list(values.values())), "n": len(values), "values": values}
         result[row.key] = {"label": row.label, **cells}
     return result
+
+
+def interval(values: list[float]) -> dict[str, float]:
+    """``{"mean", "low", "high"}``: the mean of ``values`` and its 95 % percentile-bootstrap interval."""
+    return dict(zip(("mean", "low", "high"), bootstrap_interval(values)))
 
 
 def _cell(cell: dict | None) -> str:
@@ -292,7 +297,7 @@ def geometry_paths(folders: dict, task: str, scenes: set[str] | None = None) -> 
         for metric in ("chamfer", "depth_abs_rel"):
             for method in ("gen3r", "two_stage"):
                 values = list(per_scene(folder, method, metric, scenes).values())
-                cells.append(_cell(dict(zip(("mean", "low", "high"), bootstrap_interval(values)))) if values else "-")
+                cells.append(_cell(interval(values)) if values else "-")
         lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
     return "\n".join(head + lines)
 
@@ -313,7 +318,7 @@ def identity_cameras(data: Path, frames: int, size: int) -> dict[str, float]:
 def camera_table(results: dict, folders: dict, identity: dict[str, float], scenes: set[str] | None = None) -> str:
     """RRA@30 / RTA@30 / AUC@30 of every camera row next to constant identity cameras."""
     lines = ["| task | row | RRA@30 | RTA@30 | AUC@30 |", "|---|---|---|---|---|"]
-    for task, rows in (("1view", GENERATION_ROWS), ("2view", GENERATION_ROWS), ("recon", RECON_ROWS)):
+    for task, (rows, _) in SUITES.items():
         for row in rows:
             folder = folders.get((task, row.checkpoint))
             if row.camera_method is None or folder is None or row.key not in results[task]:
@@ -336,7 +341,7 @@ def bar_plots(results: dict, out: Path) -> list[Path]:
 
     paths = []
     colours = {key: f"C{i}" for i, key in enumerate(dict.fromkeys(r.key for r in GENERATION_ROWS + RECON_ROWS))}
-    for task, metrics in (("1view", GENERATION_METRICS), ("2view", GENERATION_METRICS), ("recon", RECON_METRICS)):
+    for task, (_, metrics) in SUITES.items():
         shown = [m for m in metrics if any(m in r for r in results[task].values())]
         if not shown:
             continue
@@ -454,9 +459,7 @@ def main(argv: list[str] | None = None) -> dict:
     write_dev_data(data, args.scenes, args.frames, args.size)
     folders = run_evals(args, data)
     scenes = {s["name"] for s in json.loads((data / "seeds.json").read_text())["scenes"]}
-    results = {task: table(folders, task, rows, metrics, scenes) for task, rows, metrics in (
-        ("1view", GENERATION_ROWS, GENERATION_METRICS), ("2view", GENERATION_ROWS, GENERATION_METRICS),
-        ("recon", RECON_ROWS, RECON_METRICS))}
+    results = {task: table(folders, task, rows, metrics, scenes) for task, (rows, metrics) in SUITES.items()}
     plots = bar_plots(results, args.out)
     if args.figure_scenes:
         plots.append(scene_figure(args, data, args.out, args.figure_scenes))
@@ -464,7 +467,7 @@ def main(argv: list[str] | None = None) -> dict:
     text = [f"Dev scenes: {args.scenes} (seeds {DEV_SEEDS.start}..{DEV_SEEDS.start + args.scenes - 1}), "
             f"{args.frames} frames of {args.size} x {args.size}. Mean over scenes [95 % bootstrap interval]; "
             "auc30 of generation rows = mini VGGT on the generated frames (Table 5 protocol).", ""]
-    for task, metrics in (("1view", GENERATION_METRICS), ("2view", GENERATION_METRICS), ("recon", RECON_METRICS)):
+    for task, (_, metrics) in SUITES.items():
         text += [f"### {task}", "", markdown_table(results[task], metrics), ""]
     text += ["### The paper's orderings", "", "| hypothesis | verdict | numbers |", "|---|---|---|"]
     text += [f"| {h} | {v} | {n} |" for h, v, n in checks] + [""]

@@ -89,7 +89,6 @@ def test_smoke_run_writes_tables_verdicts_plots_and_resumes(checkpoints, tmp_pat
 def test_ablations_are_assembled_from_the_kept_parts(checkpoints, tmp_path, monkeypatch):
     """Without its run folder (a fresh clone), an ablation is the base model with the parts kept in
     the repository; 'none' and a missing part leave its rows out; a run folder wins."""
-
     import torch
 
     from gen3r.pipeline import Gen3RPipeline
