@@ -36,6 +36,7 @@ import numpy as np
 from gen3r.atomic import atomic_dir
 from gen3r.cli.main import main as gen3r
 from gen3r.data.cache import DEV_SEEDS
+from gen3r.errors import Gen3RError
 from gen3r.eval.runner import latest_records
 from gen3r.eval.stats import bootstrap_interval
 
@@ -121,7 +122,7 @@ def keep_parts(option: str, model: str | Path, weights: Path | None = None) -> l
     for component in parts.values():
         source = Path(model) / component
         if not source.is_dir():
-            raise SystemExit(f"{source} is missing: assemble the {option} model first (scripts/train_ablations.sh)")
+            raise Gen3RError(f"{source} is missing: assemble the {option} model first (scripts/train_ablations.sh)")
         with atomic_dir(weights / name / component, overwrite=True) as tmp:
             shutil.copytree(source, tmp, dirs_exist_ok=True)
         kept.append(weights / name / component)
@@ -449,7 +450,10 @@ def main(argv: list[str] | None = None) -> dict:
                              "into benchmarks/ablation-weights (scripts/train_ablations.sh does), then stop")
     args = parser.parse_args(argv)
     if args.keep:
-        return {"kept": keep_parts(args.keep, getattr(args, args.keep))}
+        try:
+            return {"kept": keep_parts(args.keep, getattr(args, args.keep))}
+        except Gen3RError as exc:
+            parser.error(str(exc))  # one line, exit 2, nothing copied
     if unknown := set(args.tasks) - set(TASKS):
         parser.error(f"--tasks: unknown {sorted(unknown)}; choose from {','.join(TASKS)}")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from gen3r.cli.main import main as gen3r
+from gen3r.errors import Gen3RError
 from tests._tiny import ROOT
 
 
@@ -102,8 +103,12 @@ def test_ablations_are_assembled_from_the_kept_parts(checkpoints, tmp_path, monk
     assert not (tmp_path / "unused").exists()
     assert sorted(p.name for p in (weights / "2stage").iterdir()) == ["transformer"]
     assert sorted(p.name for p in (weights / "nokl").iterdir()) == ["geo_adapter", "transformer"]
-    with pytest.raises(SystemExit, match="assemble the no_kl model first"):
+    with pytest.raises(Gen3RError, match="assemble the no_kl model first"):
         q.keep_parts("no_kl", tmp_path / "gone", weights)
+    kept = {p: p.stat().st_mtime_ns for p in weights.rglob("*")}
+    with pytest.raises(SystemExit) as stop:  # the command line: one line, exit 2, the kept parts untouched
+        q.main(["--keep", "no_kl", "--no-kl", str(tmp_path / "gone")])
+    assert stop.value.code == 2 and {p: p.stat().st_mtime_ns for p in weights.rglob("*")} == kept
     base, out = str(checkpoints / "joint"), tmp_path / "q"
     trained_2stage = str(checkpoints / "2stage")
     assert q.resolve_ablation("two_stage", trained_2stage, base, out, weights) == trained_2stage
